@@ -1,0 +1,120 @@
+"""The ``gravtrain`` / ``python config_trainer.py`` command line: parses arguments, calls the rooms, sets exit codes.
+
+Exit codes: 0 success; 2 a mistake of the user's (bad config, missing file, bad arguments), reported in one
+message without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from gravtrain import __version__
+from gravtrain.config import ConfigError, resolve_config, resolved_yaml
+
+log = logging.getLogger("gravtrain")
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+class _UserFacingFormatter(logging.Formatter):
+    """Plain messages for INFO, ``error: ...``/``warning: ...`` otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_UserFacingFormatter())
+    root = logging.getLogger("gravtrain")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="the YAML config file")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a key, e.g. --set Training.0.learning_rate=1e-4 (repeatable; values are YAML)",
+    )
+    parser.add_argument(
+        "--explicit", action="store_true", help="refuse to run if any key would fall back to its default"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gravtrain",
+        description="Train GravNet graph networks on detector data from one YAML file. "
+        "`gravtrain CONFIG` (no command word) trains.",
+    )
+    parser.add_argument("--version", action="version", version=f"gravtrain {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser("check", help="validate a config and print it with every default filled in")
+    _add_config_arguments(check)
+    check.set_defaults(run=run_check)
+
+    schema = commands.add_parser("schema", help="print the reference of every config section and key")
+    schema.set_defaults(run=run_schema)
+
+    train = commands.add_parser("train", help="train a model from a config (the default command)")
+    _add_config_arguments(train)
+    train.set_defaults(run=run_train)
+    return parser
+
+
+COMMANDS = ("check", "schema", "train")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of both ``gravtrain`` and ``python config_trainer.py``. Returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] not in COMMANDS and not args_list[0].startswith("-"):
+        args_list.insert(0, "train")  # `gravtrain configs/x.yaml` means train
+    parser = build_parser()
+    args = parser.parse_args(args_list)  # exits 2 with a usage message on bad arguments
+    _configure_logging(args.verbose)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+def run_check(args: argparse.Namespace) -> int:
+    validated = resolve_config(args.config, args.overrides, args.explicit)
+    sys.stdout.write(resolved_yaml(validated.config))
+    n_default = len(validated.defaulted)
+    log.info("%s is valid (%d key%s took defaults).", args.config, n_default, "" if n_default == 1 else "s")
+    return EXIT_OK
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from gravtrain.config.reference import schema_reference
+
+    sys.stdout.write(schema_reference() + "\n")
+    return EXIT_OK
+
+
+def run_train(args: argparse.Namespace) -> int:
+    validated = resolve_config(args.config, args.overrides, args.explicit)
+    log.info("%s is valid: %d stage(s), %d epochs in all.", args.config, len(validated.config.Training),
+             sum(stage.epochs for stage in validated.config.Training))
+    log.warning("training is not built yet in gravtrain %s; only the config was validated.", __version__)
+    return EXIT_OK

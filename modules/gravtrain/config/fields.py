@@ -1,0 +1,171 @@
+"""The vocabulary the schema is written in: `key()` for one config key, `section()` for a block of keys.
+
+A section is a frozen dataclass; each field's metadata holds a `KeySpec` (doc, YAML name, choices, range).
+The field's type annotation is the key's type. The validator, the reference docs, explicit mode and the
+MLflow param flattening all read these two things and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+"""Marks a key with no default: the user must write it."""
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """Everything about a config key except its type (the annotation) and default (the dataclass default)."""
+
+    doc: str
+    yaml_name: str | None = None
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    allow_empty: bool = False  # strings and lists: may they be empty?
+
+    def range_text(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f"{'>' if self.min_exclusive else '>='} {self.min:g}")
+        if self.max is not None:
+            parts.append(f"{'<' if self.max_exclusive else '<='} {self.max:g}")
+        return " and ".join(parts)
+
+    def out_of_range(self, value: float) -> bool:
+        if self.min is not None and (value <= self.min if self.min_exclusive else value < self.min):
+            return True
+        if self.max is not None and (value >= self.max if self.max_exclusive else value > self.max):
+            return True
+        return False
+
+
+def key(
+    default: Any = REQUIRED,
+    *,
+    doc: str,
+    yaml_name: str | None = None,
+    choices: Iterable | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    min_exclusive: bool = False,
+    max_exclusive: bool = False,
+    allow_empty: bool = False,
+) -> Any:
+    """Declare a config key (a dataclass field). ``yaml_name`` is needed only when it is no Python name."""
+    spec = KeySpec(
+        doc=doc,
+        yaml_name=yaml_name,
+        choices=tuple(choices) if choices is not None else None,
+        min=min,
+        max=max,
+        min_exclusive=min_exclusive,
+        max_exclusive=max_exclusive,
+        allow_empty=allow_empty,
+    )
+    metadata = {"spec": spec}
+    if default is REQUIRED:
+        return dataclasses.field(metadata=metadata)
+    if isinstance(default, dict):
+        frozen = FrozenDict(default)
+        return dataclasses.field(default_factory=lambda: frozen, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+class FrozenDict(dict):
+    """A dict that refuses changes, so that a `Config` is immutable all the way down."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("config values are immutable; use Config.replace()/--set to change them")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def __reduce__(self) -> tuple:
+        return (FrozenDict, (dict(self),))
+
+
+def section(doc: str) -> Callable[[type], type]:
+    """Make ``cls`` a config section: a frozen dataclass with a doc line.
+
+    A section may define ``cross_check(self) -> list[tuple[str, str]]`` returning (yaml key, message) pairs for
+    rules that involve several keys; they are run once every key of the section is individually valid.
+    """
+
+    def wrap(cls: type) -> type:
+        cls = dataclass(frozen=True, kw_only=True)(cls)
+        cls.__section_doc__ = doc
+        return cls
+
+    return wrap
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A section field as the rest of the config room sees it."""
+
+    name: str  # Python attribute
+    yaml_name: str
+    type: Any
+    default: Any  # REQUIRED when none
+    spec: KeySpec
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+def section_keys(cls: type) -> list[KeyInfo]:
+    """The keys of section ``cls``, in declaration order."""
+    cached = cls.__dict__.get("__key_infos__")
+    if cached is not None:
+        return cached
+    hints = typing.get_type_hints(cls)
+    infos = []
+    for f in dataclasses.fields(cls):
+        spec: KeySpec = f.metadata["spec"]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = REQUIRED
+        infos.append(KeyInfo(f.name, spec.yaml_name or f.name, hints[f.name], default, spec))
+    cls.__key_infos__ = infos
+    return infos
+
+
+def is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and hasattr(tp, "__section_doc__")
+
+
+def is_partial(cls: type) -> bool:
+    return "__partial_of__" in cls.__dict__
+
+
+def partial_section(cls: type, doc: str) -> type:
+    """A section with the keys of ``cls``, every one optional with default None ("not overridden").
+
+    Used for per-stage overrides: the schema of ``Training.N.LossOptions`` is ``LossOptions``'s, not a copy.
+    """
+    fields = []
+    for info in section_keys(cls):
+        fields.append((info.name, typing.Optional[info.type], dataclasses.field(default=None, metadata={"spec": info.spec})))
+    partial = dataclasses.make_dataclass(f"{cls.__name__}Overrides", fields, frozen=True)
+    partial.__section_doc__ = doc
+    partial.__partial_of__ = cls
+    partial.__module__ = cls.__module__
+    return partial

@@ -1,0 +1,75 @@
+"""The config reference (``gravtrain schema``), generated from the schema so it can never drift from it."""
+
+from __future__ import annotations
+
+import types
+import typing
+
+from gravtrain.config.fields import KeyInfo, is_partial, is_section, section_keys
+from gravtrain.config.loader import yaml_value
+from gravtrain.config.schema import Config
+from gravtrain.config.validate import expected_text
+
+
+def schema_reference() -> str:
+    """Every section and key: type, allowed values, default (or 'required') and doc, as indented text."""
+    lines = [
+        "gravtrain config reference",
+        "Each key: type, allowed values, default ('required' if none). A section left out takes all defaults.",
+        "",
+    ]
+    for info in section_keys(Config):
+        lines.append(f"{info.yaml_name}:  # {info.spec.doc}")
+        _describe_members(info, lines, indent="  ")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _describe_members(info: KeyInfo, lines: list[str], indent: str) -> None:
+    inner = _item_section(info.type)
+    if inner is None:
+        return
+    if typing.get_origin(info.type) is tuple:
+        lines.append(f"{indent}# each item:")
+    for sub in section_keys(inner):
+        lines.append(f"{indent}{sub.yaml_name}: {_summary(sub, overrides=is_partial(inner))}")
+        lines.append(f"{indent}    {sub.spec.doc}")
+        _describe_members(sub, lines, indent + "  ")
+
+
+def _item_section(tp: typing.Any) -> type | None:
+    if is_section(tp):
+        return tp
+    if typing.get_origin(tp) is tuple and is_section(typing.get_args(tp)[0]):
+        return typing.get_args(tp)[0]
+    return None
+
+
+def _summary(info: KeyInfo, overrides: bool) -> str:
+    tp = info.type
+    if overrides and typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    parts = [_type_name(tp)]
+    if info.spec.choices:
+        parts.append("one of " + " | ".join(info.spec.choices))
+    if info.spec.range_text():
+        parts.append(info.spec.range_text())
+    if overrides:
+        parts.append("optional, default: the section's value")
+    elif info.required:
+        parts.append("required")
+    elif not is_section(tp):
+        parts.append(f"default {yaml_value(_plain_default(info))}")
+    return ", ".join(parts)
+
+
+def _plain_default(info: KeyInfo) -> typing.Any:
+    from gravtrain.config.validate import to_plain
+
+    return to_plain(info.default)
+
+
+def _type_name(tp: typing.Any) -> str:
+    if is_section(tp):
+        return "section"
+    return expected_text(tp).removeprefix("an ").removeprefix("a ")

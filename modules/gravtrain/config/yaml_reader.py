@@ -1,0 +1,185 @@
+"""Read YAML the strict way: YAML 1.2 core-schema scalars, source lines for every key, duplicate keys refused.
+
+PyYAML implements YAML 1.1, where ``1e-3`` is a *string* (1.1 floats need a dot and a signed exponent) and
+``yes``/``no``/``on``/``off`` are booleans. Both have burnt users: a learning rate silently became a string, a
+key named ``on`` became ``True``. This reader swaps PyYAML's implicit resolvers for the YAML 1.2 core schema:
+
+    null   ~ | null | Null | NULL | (empty)
+    bool   true | True | TRUE | false | False | FALSE
+    int    [-+]?[0-9]+ | 0o[0-7]+ | 0x[0-9a-fA-F]+
+    float  [-+]?(\\.[0-9]+ | [0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)? | [-+]?.inf | .nan
+
+Everything else is a string. We compose PyYAML's node graph and build plain Python values ourselves, so every
+mapping key and sequence item keeps its line, and a key given twice in one mapping is an error that names both
+lines (PyYAML would silently keep the last one).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from gravtrain.config.errors import ConfigIssue, Origin
+
+Path = tuple  # a key path: str for mapping keys, int for list indices
+
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with the YAML 1.2 core schema's implicit resolvers instead of YAML 1.1's."""
+
+    yaml_implicit_resolvers: dict = {}
+
+
+for _tag, _pattern, _first in [
+    (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    (_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        _FLOAT,
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+.0123456789"),
+    ),
+]:
+    _Yaml12Loader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+
+
+@dataclass
+class LoadedYaml:
+    """Plain Python data (dicts, lists, scalars) plus the origin of every key path in it."""
+
+    data: Any
+    origins: dict[Path, Origin] = field(default_factory=dict)
+    issues: list[ConfigIssue] = field(default_factory=list)
+
+    def origin_of(self, path: Path, fallback: Origin | None = None) -> Origin | None:
+        """The origin of ``path``, or of its nearest ancestor that has one."""
+        for cut in range(len(path), -1, -1):
+            origin = self.origins.get(tuple(path[:cut]))
+            if origin is not None:
+                return origin
+        return fallback
+
+
+def parse_scalar(text: str) -> Any:
+    """Resolve a plain scalar the YAML 1.2 way (used for ``--set`` values): ``1e-3`` -> 0.001, ``on`` -> 'on'."""
+    return read_yaml_text(text, "<value>").data
+
+
+def read_yaml_text(text: str, filename: str) -> LoadedYaml:
+    """Parse ``text``; syntax errors and duplicate keys are returned as issues, never raised."""
+    result = LoadedYaml(data=None)
+    try:
+        node = yaml.compose(text, Loader=_Yaml12Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        line = mark.line + 1 if mark is not None else None
+        col = f", column {mark.column + 1}" if mark is not None else ""
+        result.issues.append(
+            ConfigIssue("", f"YAML syntax error{col}: {problem}. Check quotes, colons and indentation.", filename, line)
+        )
+        return result
+    except yaml.YAMLError as exc:  # reader errors: bad bytes, control characters
+        result.issues.append(ConfigIssue("", f"unreadable YAML: {exc}", filename, None))
+        return result
+    if node is None:
+        return result
+    builder = _Builder(filename, result)
+    result.origins[()] = Origin(filename, node.start_mark.line + 1)
+    result.data = builder.build(node, ())
+    return result
+
+
+class _Builder:
+    """Turns a composed node graph into plain values, recording origins and duplicate keys."""
+
+    def __init__(self, filename: str, result: LoadedYaml):
+        self.filename = filename
+        self.result = result
+        self.active: set[int] = set()  # node ids being built: guards against recursive aliases
+
+    def issue(self, path: Path, message: str, node: yaml.Node) -> None:
+        dotted = ".".join(str(p) for p in path)
+        self.result.issues.append(ConfigIssue(dotted, message, self.filename, node.start_mark.line + 1))
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        if id(node) in self.active:
+            self.issue(path, "a YAML alias refers to its own parent (recursive structure); remove it.", node)
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                items = []
+                for index, child in enumerate(node.value):
+                    self.result.origins[path + (index,)] = Origin(self.filename, child.start_mark.line + 1)
+                    items.append(self.build(child, path + (index,)))
+                return items
+            return self._scalar(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict:
+        out: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.issue(path, "a key must be a plain name, not a list or mapping.", key_node)
+                continue
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                self.issue(
+                    path + (key,),
+                    f"duplicate key '{key}' (first at line {first_line[key]}, again at line {line}); "
+                    "YAML would silently keep only one of them, so delete one.",
+                    key_node,
+                )
+                continue
+            first_line[key] = line
+            self.result.origins[path + (key,)] = Origin(self.filename, line)
+            out[key] = self.build(value_node, path + (key,))
+        return out
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+        tag, text = node.tag, node.value
+        if tag == _STR:
+            return text
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return text.lower() == "true"
+        if tag == _INT:
+            try:
+                if text.startswith(("0o", "0x")):
+                    return int(text, 0)
+                return int(text, 10)
+            except ValueError:
+                self.issue(path, f"'{text}' is not a valid integer.", node)
+                return None
+        if tag == _FLOAT:
+            lowered = text.lower().lstrip("+")
+            if lowered in (".inf", "-.inf"):
+                return -math.inf if lowered.startswith("-") else math.inf
+            if lowered == ".nan":
+                return math.nan
+            try:
+                return float(text)
+            except ValueError:
+                self.issue(path, f"'{text}' is not a valid number.", node)
+                return None
+        self.issue(path, f"unsupported YAML tag '{tag}'; write a plain value.", node)
+        return None

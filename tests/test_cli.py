@@ -1,0 +1,114 @@
+"""The command line as a user meets it: exit codes, one clear message, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.config.helpers import MINIMAL, line_of
+
+REPO = Path(__file__).resolve().parent.parent
+GRAVTRAIN = Path(sys.executable).parent / "gravtrain"
+
+
+def run(*args: str, cwd: Path = REPO, entry: str = "config_trainer") -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "config_trainer.py")] if entry == "config_trainer" else [str(GRAVTRAIN)]
+    return subprocess.run(command + list(args), cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_check_prints_the_resolved_config():
+    result = run("check", "configs/toy.yaml")
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["General"]["name"] == "toy"
+    assert resolved["Optimizer"]["epsilon"] == pytest.approx(1e-7)  # a default, filled in
+    assert "is valid" in result.stderr
+
+
+@pytest.mark.skipif(not GRAVTRAIN.exists(), reason="console script not installed in this environment")
+def test_console_script_behaves_like_config_trainer():
+    a = run("check", "configs/hgcal.yaml")
+    b = run("check", "configs/hgcal.yaml", entry="gravtrain")
+    assert (a.returncode, a.stdout) == (b.returncode, b.stdout) == (0, a.stdout)
+
+
+def test_check_with_five_mistakes(tmp_path):
+    text = (
+        MINIMAL.replace("name: minimal", "name: minimal\n  sed: 3")
+        .replace("{n: 8}", "{n: -8}")
+        .replace("epochs: 1", "epochs: one")
+        + "Optimizer:\n  name: adamw\nLossOptions:\n  beta_push': 0.1\n"
+    )
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = run("check", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error_lines = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert len(error_lines) == 5
+    expected = [line_of(text, s) for s in ("sed: 3", "{n: -8}", "epochs: one", "adamw", "beta_push'")]
+    assert [int(line.split(":")[1]) for line in error_lines] == sorted(expected)
+    assert "5 errors in config" in result.stderr
+
+
+def test_override_on_the_command_line():
+    result = run("check", "configs/toy.yaml", "--set", "Training.1.learning_rate=1e-5", "--set", "General.seed=3")
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["Training"][1]["learning_rate"] == pytest.approx(1e-5) and resolved["General"]["seed"] == 3
+
+
+def test_explicit_flag_lists_defaults(tmp_path):
+    path = tmp_path / "minimal.yaml"
+    path.write_text(MINIMAL)
+    result = run("check", str(path), "--explicit")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "General.seed: not set; it would default to 42" in result.stderr
+    assert "--explicit:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("check", "configs/missing.yaml"), "no such file"),
+        (("check",), "the following arguments are required: config"),
+        (("frobnicate.yaml",), "no such file"),
+        (("check", "configs/toy.yaml", "--set", "General"), "Section.key=value"),
+        (("--no-such-flag",), "unrecognized arguments"),
+    ],
+)
+def test_user_mistakes_exit_2_without_traceback(args, fragment):
+    result = run(*args)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_syntax_error_is_one_message(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("General:\n  name: [unclosed\nTraining: []\n")
+    result = run("check", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{path}:" in result.stderr and "YAML syntax error" in result.stderr
+
+
+def test_schema_prints_every_section():
+    result = run("schema")
+    assert result.returncode == 0
+    for section in ("General", "Data", "Architecture", "DenseOptions", "BatchNormOptions", "LossOptions",
+                    "Optimizer", "Training", "Plotting", "Evaluation", "Tracking"):
+        assert f"\n{section}:" in result.stdout
+
+
+def test_bare_config_argument_means_train():
+    result = run("configs/toy.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "configs/toy.yaml is valid" in result.stderr
+
+
+def test_python_dash_m_gravtrain():
+    result = subprocess.run([sys.executable, "-m", "gravtrain", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("gravtrain ")
