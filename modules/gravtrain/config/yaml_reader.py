@@ -73,8 +73,11 @@ class LoadedYaml:
 
 
 def parse_scalar(text: str) -> Any:
-    """Resolve a plain scalar the YAML 1.2 way (used for ``--set`` values): ``1e-3`` -> 0.001, ``on`` -> 'on'."""
-    return read_yaml_text(text, "<value>").data
+    """Read one YAML 1.2 value: ``1e-3`` -> 0.001, ``on`` -> 'on'. Raises ValueError if it is not valid YAML."""
+    loaded = read_yaml_text(text, "<value>")
+    if loaded.issues:
+        raise ValueError(loaded.issues[0].message)
+    return loaded.data
 
 
 def read_yaml_text(text: str, filename: str) -> LoadedYaml:
