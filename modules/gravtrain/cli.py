@@ -70,10 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model from a config (the default command)")
     _add_config_arguments(train)
     train.set_defaults(run=run_train)
+
+    simulate = commands.add_parser("simulate", help="write toy-calorimeter events as shards")
+    simulate.add_argument("--events", type=int, required=True, metavar="N", help="number of events")
+    simulate.add_argument("--out", required=True, metavar="DIR", help="output directory for the shards")
+    simulate.add_argument("--events-per-shard", type=int, default=200, metavar="K", help="events per file (200)")
+    simulate.add_argument("--split", choices=("train", "val"), default="train",
+                          help="random stream: 'val' gives events independent of 'train' for the same seed")
+    simulate.add_argument("--config", help="take the Data.toy settings from this config (default: the schema's)")
+    simulate.add_argument("--seed", type=int, help="override the simulator seed")
+    simulate.add_argument("--overwrite", action="store_true", help="replace shards already in DIR")
+    simulate.set_defaults(run=run_simulate)
     return parser
 
 
-COMMANDS = ("check", "schema", "train")
+COMMANDS = ("check", "schema", "train", "simulate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,9 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from gravtrain.data.errors import DataError
+
     try:
         return args.run(args)
-    except ConfigError as exc:
+    except (ConfigError, DataError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -117,4 +130,31 @@ def run_train(args: argparse.Namespace) -> int:
     log.info("%s is valid: %d stage(s), %d epochs in all.", args.config, len(validated.config.Training),
              sum(stage.epochs for stage in validated.config.Training))
     log.warning("training is not built yet in gravtrain %s; only the config was validated.", __version__)
+    return EXIT_OK
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gravtrain.config.schema import ToyData
+    from gravtrain.data import SHARD_SUFFIX, TRAIN_STREAM, VAL_STREAM, simulate_to_shards, toy_settings
+
+    if args.events < 1 or args.events_per_shard < 1:
+        log.error("--events and --events-per-shard must be at least 1.")
+        return EXIT_USAGE
+    out = Path(args.out)
+    existing = sorted(out.glob(f"*{SHARD_SUFFIX}")) if out.is_dir() else []
+    if existing and not args.overwrite:
+        log.error("%s already holds %d shard(s); choose another --out or pass --overwrite.", out, len(existing))
+        return EXIT_USAGE
+    for path in existing:
+        path.unlink()
+    toy = resolve_config(args.config).config.Data.toy if args.config else ToyData()
+    settings = toy_settings(toy)
+    settings.pop("n_train_events"), settings.pop("n_val_events")
+    if args.seed is not None:
+        settings["seed"] = args.seed
+    stream = TRAIN_STREAM if args.split == "train" else VAL_STREAM
+    paths = simulate_to_shards(out, args.events, args.events_per_shard, stream=stream, **settings)
+    log.info("wrote %d %s events in %d shard(s) to %s", args.events, args.split, len(paths), out)
     return EXIT_OK
