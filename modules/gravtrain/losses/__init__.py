@@ -1,0 +1,29 @@
+"""Object condensation loss: the condensation and payload terms as functions, their total, a thin wrapper.
+
+- :func:`object_condensation_terms`: L_att, L_rep, L_β, L_noise of a ragged batch;
+- :func:`payload_terms`: the β-weighted energy, quantile, position, time and classification terms;
+- :func:`extra_condensation_terms`: the too-much-β penalty and the β push;
+- :func:`object_condensation_loss`: their weighted total and every term as a metric ``loss/<name>``;
+- :class:`ObjectCondensationLoss`: the total with its ``LossOptions`` in variables (changeable per stage).
+
+Everything is vectorised over the events of a batch (segment and ragged ops) and runs in ``tf.function``.
+"""
+
+from .condensation import OC_IMPLEMENTATIONS, REPULSIVE_POTENTIALS, object_condensation_terms
+from .extra_terms import BETA_PUSH_FLOOR, HIGH_BETA_THRESHOLD, extra_condensation_terms
+from .payload import payload_terms
+from .total import LOSS_OPTION_NAMES, LOSS_TERM_NAMES, ObjectCondensationLoss, object_condensation_loss
+
+__all__ = [
+    "BETA_PUSH_FLOOR",
+    "HIGH_BETA_THRESHOLD",
+    "LOSS_OPTION_NAMES",
+    "LOSS_TERM_NAMES",
+    "OC_IMPLEMENTATIONS",
+    "REPULSIVE_POTENTIALS",
+    "ObjectCondensationLoss",
+    "extra_condensation_terms",
+    "object_condensation_loss",
+    "object_condensation_terms",
+    "payload_terms",
+]
