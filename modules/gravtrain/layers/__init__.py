@@ -1,0 +1,22 @@
+"""Pure Keras layers of gravtrain: kNN selection, GravNet, message passing, gooey batch norm, output heads.
+
+This package imports nothing else of gravtrain and can be lifted out and reused.
+"""
+
+from .batch_norm import ScaledGooeyBatchNorm2
+from .gravnet import GravNet
+from .heads import HEAD_NAMES, N_PID_CLASSES, CondensationHeads, HitTrackEmbedding
+from .knn import KNN_BACKENDS, select_knn
+from .message_passing import DistanceWeightedMessagePassing
+
+__all__ = [
+    "HEAD_NAMES",
+    "KNN_BACKENDS",
+    "N_PID_CLASSES",
+    "CondensationHeads",
+    "DistanceWeightedMessagePassing",
+    "GravNet",
+    "HitTrackEmbedding",
+    "ScaledGooeyBatchNorm2",
+    "select_knn",
+]

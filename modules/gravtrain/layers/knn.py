@@ -1,0 +1,299 @@
+"""k-nearest-neighbour selection inside events of a ragged batch of hits.
+
+``select_knn`` is the one entry point; the backends are looked up by name in ``KNN_BACKENDS``:
+
+- ``"brute"``: pure TensorFlow. Rows of the whole batch are cut into tiles of ``rows`` hits; for each row tile
+  the columns of the events those rows belong to are scanned in tiles of ``cols`` hits (``small_cols`` when
+  those events are small), keeping a running top-k. At most ``rows x cols`` distances exist at once (times
+  ``_PARALLEL_ROW_TILES`` row tiles in flight), so memory is O(V k) plus a bounded tile, with the tile sizes of
+  ``CPU_TILES``, or ``GPU_TILES`` when TensorFlow sees a GPU. Each tile
+  is an XLA-compiled function (compiled once per tile shape). Works in graph mode, under XLA
+  (``jit_compile=True``) and on GPU. Work is O(sum over events of n_e^2): the backend for GPUs and small events.
+- ``"kdtree"``: SciPy's ``cKDTree`` per event, called from the graph through ``tf.numpy_function``; queries of
+  events with at least ``KDTREE_PARALLEL_MIN_HITS`` hits use all cores (``workers=-1``), smaller ones one
+  thread (thread start-up costs more than the query). Work is O(V k log V). CPU only, not XLA-compilable.
+- ``"auto"``: ``"brute"`` inside an XLA-compiled function or when TensorFlow sees a GPU; otherwise (CPU) decides
+  at run time: ``"kdtree"`` when the largest event of the batch has more than ``AUTO_KDTREE_MIN_HITS`` hits,
+  else ``"brute"``.
+
+Whatever the backend, indices carry no gradient and the squared distances are recomputed in TensorFlow from
+the gathered coordinates, so gradients reach both endpoints of every edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+from scipy.spatial import cKDTree
+from tensorflow.python.ops import control_flow_util
+
+logger = logging.getLogger(__name__)
+
+
+class BruteTiles(NamedTuple):
+    """Tile sizes of the brute backend, in hits."""
+
+    rows: int  #: rows per row tile
+    cols: int  #: columns per column tile (raised to k when k is larger)
+    small_cols: int  #: columns per column tile when a row tile's events span at most small_span hits
+    small_span: int
+
+
+#: Tiles on CPU: small enough for the caches (64 x 4096 float32 = 1 MiB).
+CPU_TILES = BruteTiles(rows=64, cols=4096, small_cols=256, small_span=2048)
+#: Tiles when TensorFlow sees a GPU: few, large tiles (64 MiB of distances), as each loop step costs a launch.
+GPU_TILES = BruteTiles(rows=1024, cols=16384, small_cols=2048, small_span=8192)
+#: On CPU, ``"auto"`` uses the k-d tree when the largest event has more hits than this.
+AUTO_KDTREE_MIN_HITS = 512
+#: The kdtree backend queries events of at least this many hits with all cores (``workers=-1``).
+KDTREE_PARALLEL_MIN_HITS = 1024
+#: Row tiles the brute backend may process concurrently (bounds its peak memory).
+_PARALLEL_ROW_TILES = 2
+#: Run each tile of the brute backend as an XLA-compiled function (compiled once per tile shape).
+BRUTE_TILE_XLA = True
+
+
+def select_knn(coords, row_splits, k: int, backend: str = "auto"):
+    """Find, for each hit, its k nearest other hits of the same event.
+
+    Distances are squared Euclidean distances in ``coords``. Events are the row ranges
+    ``[row_splits[e], row_splits[e+1])``; empty events are allowed. A hit never sees a hit of another event.
+
+    Args:
+        coords: float tensor (V, S), the space in which neighbours are searched.
+        row_splits: int tensor (E+1,), event boundaries, ``row_splits[0] == 0`` and ``row_splits[-1] == V``.
+        k: K, the number of neighbours besides the hit itself.
+        backend: one of ``KNN_BACKENDS`` (``"auto"``, ``"brute"``, ``"kdtree"``).
+
+    Returns:
+        ``(nidx, dist_sq)``, both of shape (V, K+1). ``nidx`` (int32) has the hit itself in column 0, then the
+        neighbours by increasing distance, and -1 where the event has fewer than K+1 hits. ``dist_sq`` (dtype of
+        ``coords``) is 0 for the hit itself and for padding.
+
+    Shapes:
+        coords (V, S), row_splits (E+1,) -> nidx (V, K+1), dist_sq (V, K+1).
+    """
+    if backend not in KNN_BACKENDS:
+        raise ValueError(
+            f"unknown kNN backend {backend!r}; valid names are: {', '.join(sorted(KNN_BACKENDS))}"
+        )
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    coords = tf.convert_to_tensor(coords)
+    row_splits = tf.cast(tf.convert_to_tensor(row_splits), tf.int32)
+    if tf.executing_eagerly():  # eager tf.while_loop would run tile by tile in Python
+        others = _find_neighbours_in_graph(tf.stop_gradient(coords), row_splits, k, backend)
+    else:
+        others = KNN_BACKENDS[backend](tf.stop_gradient(coords), row_splits, k)
+    n_hits = tf.shape(coords)[0]
+    self_idx = tf.range(n_hits, dtype=tf.int32)[:, None]
+    nidx = tf.stop_gradient(tf.concat([self_idx, others], axis=1))
+    nidx.set_shape([coords.shape[0], k + 1])
+    return nidx, neighbour_dist_sq(coords, nidx)
+
+
+@tf.function(reduce_retracing=True)
+def _find_neighbours_in_graph(coords, row_splits, k: int, backend: str):
+    return KNN_BACKENDS[backend](coords, row_splits, k)
+
+
+def neighbour_dist_sq(coords, nidx):
+    """Squared distances from each hit to the hits in its row of ``nidx``; 0 where ``nidx == -1``.
+
+    Differentiable with respect to ``coords`` at both endpoints; padding gives zero gradient.
+    Shapes: coords (V, S), nidx (V, K+1) -> (V, K+1).
+    """
+    n_hits = tf.shape(nidx)[0]
+    is_pad = nidx < 0
+    self_idx = tf.broadcast_to(tf.range(n_hits, dtype=nidx.dtype)[:, None], tf.shape(nidx))
+    safe = tf.where(is_pad, self_idx, nidx)
+    diff = tf.gather(coords, safe) - coords[:, None, :]
+    dist_sq = tf.reduce_sum(tf.square(diff), axis=-1)
+    return tf.where(is_pad, tf.zeros_like(dist_sq), dist_sq)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# brute: tiled exact search in TensorFlow
+
+
+def _event_bounds(row_splits, n_hits):
+    """Per hit, the first and one-past-last row of its event. XLA-friendly (no searchsorted, no repeat)."""
+    inner = tf.clip_by_value(row_splits[1:-1], 0, n_hits)
+    starts_here = tf.math.unsorted_segment_sum(tf.ones_like(inner), inner, n_hits + 1)
+    event_id = tf.cumsum(starts_here)[:n_hits]
+    return tf.gather(row_splits, event_id), tf.gather(row_splits, event_id + 1)
+
+
+def _tile_dist_sq(a, b):
+    """(T, S) x (C, S) -> (T, C) squared distances, summed dimension by dimension (exact, no cancellation)."""
+    n_dims = a.shape[-1]
+    if n_dims is None or n_dims > 8:
+        return tf.reduce_sum(tf.square(a[:, None, :] - b[None, :, :]), axis=-1)
+    total = tf.square(a[:, 0:1] - b[None, :, 0])
+    for dim in range(1, n_dims):
+        total += tf.square(a[:, dim : dim + 1] - b[None, :, dim])
+    return total
+
+
+def _merge_column_tile(row_coords, col_coords, rows, cols, row_start, row_end, best_val, best_idx):
+    """Merge one (T, C) block of negated squared distances into the running top-K of each row.
+
+    ``best_val`` (T, K) holds -d^2 of the best neighbours so far (-inf: none yet), ``best_idx`` (T, K) their
+    indices. Columns outside a row's event, and the row itself, are excluded. Static shapes throughout, so the
+    XLA-compiled version is compiled once per (T, C, S, K, dtype), whatever the batch.
+    """
+    k = best_val.shape[1]
+    valid = (
+        (cols[None, :] >= row_start[:, None])
+        & (cols[None, :] < row_end[:, None])
+        & (cols[None, :] != rows[:, None])
+    )
+    neg_d = tf.where(valid, -_tile_dist_sq(row_coords, col_coords), tf.constant(-np.inf, best_val.dtype))
+    tile_val, tile_pos = tf.math.top_k(neg_d, k=k, sorted=False)
+    merged_val = tf.concat([best_val, tile_val], axis=1)
+    merged_idx = tf.concat([best_idx, tf.gather(cols, tile_pos)], axis=1)
+    top_val, top_pos = tf.math.top_k(merged_val, k=k, sorted=True)
+    return top_val, tf.gather(merged_idx, top_pos, batch_dims=1)
+
+
+# On CPU, XLA fuses the masking, distances and top-k of a tile: about 4x faster than op-by-op execution.
+_merge_column_tile_xla = tf.function(_merge_column_tile, jit_compile=True, autograph=False)
+
+
+def _brute_knn(coords, row_splits, k: int):
+    """Indices (V, K) of the K nearest other hits of each hit's event, -1 padded; exact tiled scan.
+
+    Rows are taken ``tiles.rows`` at a time over the whole batch. A row tile only scans the columns of the events
+    its rows belong to, ``tiles.small_cols`` columns at a time when that span is at most ``tiles.small_span``
+    hits (batches of small events), else ``tiles.cols`` at a time (large events).
+    """
+    tiles = GPU_TILES if tf.config.list_logical_devices("GPU") else CPU_TILES
+    row_tile = tiles.rows
+    merge = _merge_column_tile_xla if BRUTE_TILE_XLA else _merge_column_tile
+    n_hits = tf.shape(coords)[0]
+    starts, ends = _event_bounds(row_splits, n_hits)
+    last = tf.maximum(n_hits - 1, 0)
+    n_row_tiles = (n_hits + row_tile - 1) // row_tile
+    neg_inf = tf.constant(-np.inf, coords.dtype)
+    row_offsets = tf.range(row_tile, dtype=tf.int32)
+
+    def row_tile_body(tile, result):
+        rows = tf.minimum(tile * row_tile + row_offsets, last)
+        row_coords = tf.gather(coords, rows)
+        row_start, row_end = tf.gather(starts, rows), tf.gather(ends, rows)
+        col_begin, col_end = row_start[0], row_end[-1]  # rows are sorted, so are their events
+
+        def scan_columns(col_tile):
+            col_tile = max(col_tile, k)
+            col_offsets = tf.range(col_tile, dtype=tf.int32)
+            n_col_tiles = (col_end - col_begin + col_tile - 1) // col_tile
+
+            def col_tile_body(ctile, best_val, best_idx):
+                cols = col_begin + ctile * col_tile + col_offsets
+                # Columns past the batch read the last hit's coordinates, but are masked by row_end in the merge.
+                col_coords = tf.gather(coords, tf.minimum(cols, last))
+                best_val, best_idx = merge(
+                    row_coords, col_coords, rows, cols, row_start, row_end, best_val, best_idx
+                )
+                return ctile + 1, best_val, best_idx
+
+            init = (
+                tf.constant(0, tf.int32),
+                tf.fill([row_tile, k], neg_inf),
+                tf.fill([row_tile, k], tf.constant(-1, tf.int32)),
+            )
+            _, best_val, best_idx = tf.while_loop(
+                lambda ctile, *_: ctile < n_col_tiles, col_tile_body, init, parallel_iterations=1
+            )
+            return tf.where(best_val > neg_inf, best_idx, -1)
+
+        best_idx = tf.cond(
+            col_end - col_begin <= tiles.small_span,
+            lambda: scan_columns(tiles.small_cols),
+            lambda: scan_columns(tiles.cols),
+        )
+        return tile + 1, result.write(tile, best_idx)
+
+    result = tf.TensorArray(
+        tf.int32, size=n_row_tiles, element_shape=tf.TensorShape([row_tile, k]), infer_shape=True
+    )
+    _, result = tf.while_loop(
+        lambda tile, _: tile < n_row_tiles,
+        row_tile_body,
+        (tf.constant(0, tf.int32), result),
+        parallel_iterations=_PARALLEL_ROW_TILES,
+    )
+    stacked = tf.reshape(result.stack(), [-1, k])
+    return stacked[:n_hits]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# kdtree: SciPy per event, from the graph
+
+
+def _kdtree_knn_numpy(coords: np.ndarray, row_splits: np.ndarray, k: int) -> np.ndarray:
+    """NumPy side of the kdtree backend: (V, K) int32 neighbour indices, -1 padded, self removed."""
+    coords = np.asarray(coords, dtype=np.float64)
+    row_splits = np.asarray(row_splits, dtype=np.int64)
+    result = np.full((coords.shape[0], k), -1, dtype=np.int32)
+    for begin, end in zip(row_splits[:-1], row_splits[1:]):
+        n_event = int(end - begin)
+        if n_event < 2:
+            continue
+        n_query = min(k + 1, n_event)
+        tree = cKDTree(coords[begin:end])
+        workers = -1 if n_event >= KDTREE_PARALLEL_MIN_HITS else 1
+        _, idx = tree.query(coords[begin:end], k=list(range(1, n_query + 1)), workers=workers)
+        # Move the hit itself (normally first, not always when hits coincide) behind the others, keep K.
+        is_self = idx == np.arange(n_event)[:, None]
+        order = np.argsort(is_self, axis=1, kind="stable")
+        n_keep = min(k, n_event - 1)
+        idx = np.take_along_axis(idx, order, axis=1)[:, :n_keep]
+        result[begin:end, :n_keep] = idx + begin
+    return result
+
+
+def _kdtree_knn(coords, row_splits, k: int):
+    """Indices (V, K) of the K nearest other hits of each hit's event, -1 padded, via SciPy's cKDTree."""
+    idx = tf.numpy_function(
+        lambda c, r: _kdtree_knn_numpy(c, r, k), [coords, row_splits], tf.int32, stateful=False
+    )
+    idx.set_shape([coords.shape[0], k])
+    return idx
+
+
+# --------------------------------------------------------------------------------------------------------------
+# auto
+
+
+def _in_xla_context() -> bool:
+    graph = tf.compat.v1.get_default_graph()
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
+def _auto_knn(coords, row_splits, k: int):
+    """brute under XLA or with a GPU; on CPU, kdtree for events above AUTO_KDTREE_MIN_HITS hits, else brute."""
+    if _in_xla_context() or tf.config.list_logical_devices("GPU"):
+        logger.debug("select_knn auto: brute (XLA context or GPU visible)")
+        return _brute_knn(coords, row_splits, k)
+    logger.debug("select_knn auto: kdtree above %d hits per event, else brute", AUTO_KDTREE_MIN_HITS)
+    largest_event = tf.reduce_max(
+        tf.concat([row_splits[1:] - row_splits[:-1], tf.zeros([1], row_splits.dtype)], axis=0)
+    )
+    return tf.cond(
+        largest_event > AUTO_KDTREE_MIN_HITS,
+        lambda: _kdtree_knn(coords, row_splits, k),
+        lambda: _brute_knn(coords, row_splits, k),
+    )
+
+
+#: The kNN backends by the name users write (``GravNet(knn=...)``, ``select_knn(backend=...)``).
+KNN_BACKENDS = {
+    "auto": _auto_knn,
+    "brute": _brute_knn,
+    "kdtree": _kdtree_knn,
+}
