@@ -10,6 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from tests.numerics import numeric_gradient
+
 # Event sizes of the shared ragged batch, for K = 4: an ordinary event, an empty event (repeated row_splits
 # value), a single-hit event, an event with fewer hits than K, another ordinary event and a trailing empty one.
 EVENT_SIZES = (7, 0, 1, 3, 12, 0)
@@ -114,18 +116,6 @@ def batch_norm_reference(x, condition, state, options, training, learn=False):
         if mask[i] > 0.5:
             out[i] = (x[i] - state["mean"]) / (np.abs(state["den"]) + eps) * state["gamma"] + state["bias"]
     return out, state, loss
-
-
-def numeric_gradient(function, value, step=1e-6):
-    """Central finite differences of the scalar ``function`` at the array ``value`` (float64)."""
-    value = np.array(value, dtype=np.float64)
-    gradient = np.zeros_like(value)
-    for index in np.ndindex(value.shape):
-        plus, minus = value.copy(), value.copy()
-        plus[index] += step
-        minus[index] -= step
-        gradient[index] = (function(plus) - function(minus)) / (2 * step)
-    return gradient
 
 
 def assert_same_neighbour_sets(coords, nidx_a, nidx_b, rtol=1e-5):

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from gravtrain.losses import OC_IMPLEMENTATIONS, extra_condensation_terms, object_condensation_terms
+from tests.numerics import numeric_gradient
 
 from .conftest import random_batch
 from .reference import condensation_reference
@@ -90,16 +91,6 @@ def test_condensation_point_is_first_on_ties():
     scale = 1.0 / (1.0 + 1e-4)
     expected_attractive = q * (q * 0.0 + q * 1.0 * scale) / 2  # centre at hit 0
     assert terms["attractive"].numpy() == pytest.approx(expected_attractive, rel=1e-12)
-
-
-def numeric_gradient(function, value, step=1e-6):
-    gradient = np.zeros_like(value)
-    for index in np.ndindex(value.shape):
-        plus, minus = value.copy(), value.copy()
-        plus[index] += step
-        minus[index] -= step
-        gradient[index] = (function(plus) - function(minus)) / (2 * step)
-    return gradient
 
 
 @pytest.mark.parametrize("implementation", OC_IMPLEMENTATIONS)

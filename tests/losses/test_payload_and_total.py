@@ -15,6 +15,8 @@ from gravtrain.losses import (
     payload_terms,
 )
 
+from tests.numerics import numeric_gradient
+
 from .conftest import random_batch
 from .reference import payload_reference, total_reference
 
@@ -62,16 +64,6 @@ def test_payload_ignores_noise_and_ambiguous_class():
     again = payload_terms(batch["beta"], batch["t_idx"], changed, batch["truth"])
     for name in base:
         np.testing.assert_allclose(again[name].numpy(), base[name].numpy(), rtol=1e-12, err_msg=name)
-
-
-def numeric_gradient(function, value, step=1e-6):
-    gradient = np.zeros_like(value)
-    for index in np.ndindex(value.shape):
-        plus, minus = value.copy(), value.copy()
-        plus[index] += step
-        minus[index] -= step
-        gradient[index] = (function(plus) - function(minus)) / (2 * step)
-    return gradient
 
 
 @pytest.mark.parametrize("implementation", ["hinge", "basic"])
