@@ -1,0 +1,211 @@
+"""Physics metrics of predicted showers against truth objects, over a set of events.
+
+With K truth objects, S predicted showers and M matches (see :mod:`gravtrain.inference.matching`), and for
+each match m the ratio r_m = E_pred / E_true (both GeV; E_true = the object's ``t_energy``, E_pred = the
+shower energy of :func:`~gravtrain.inference.clustering.shower_energies`):
+
+    efficiency = M / K                     fake_rate  = (S − M) / S
+    response   = mean_m r_m                resolution = std_m r_m / mean_m r_m    (population std)
+
+The binned versions use the truth objects whose E_true lies in each bin of ``energy_bins`` (edges, GeV; the
+last edge belongs to the last bin, objects outside the edges are left out of the binned arrays). A quantity
+with nothing to average over (no objects, no showers, no matches, an empty bin) is NaN. Matches with
+E_true ≤ 0 are left out of the response and resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from gravtrain.inference.clustering import condense, shower_energies
+from gravtrain.inference.matching import match_showers
+from gravtrain.inference.ragged import per_hit_vector
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENERGY_BINS: tuple[float, ...] = tuple(np.geomspace(1.0, 200.0, 11).tolist())
+"""Ten log-spaced true-energy bins from 1 to 200 GeV."""
+
+
+@dataclass(frozen=True, eq=False)
+class ShowerMetrics:
+    """Efficiency, fake rate, energy response and resolution, overall and in B bins of true energy.
+
+    Attributes:
+        n_events, n_truth, n_showers, n_matched: E, K, S and M.
+        efficiency, fake_rate, response, resolution: the scalar metrics (module docstring); NaN when undefined.
+        energy_bins: (B+1,) bin edges of true energy in GeV.
+        bin_counts: (B,) truth objects per bin.
+        bin_matched: (B,) matched truth objects per bin.
+        bin_efficiency, bin_response, bin_resolution: (B,) the metrics per bin, NaN where undefined.
+        matched_true_energy, matched_pred_energy: (M,) E_true and E_pred of each match, GeV.
+        pid_confusion: (C, C) int64 counts over matches, row = truth class of the object, column = argmax of the
+            predicted class probabilities at the shower's condensation point; None without a PID prediction.
+    """
+
+    n_events: int
+    n_truth: int
+    n_showers: int
+    n_matched: int
+    efficiency: float
+    fake_rate: float
+    response: float
+    resolution: float
+    energy_bins: np.ndarray
+    bin_counts: np.ndarray
+    bin_matched: np.ndarray
+    bin_efficiency: np.ndarray
+    bin_response: np.ndarray
+    bin_resolution: np.ndarray
+    matched_true_energy: np.ndarray
+    matched_pred_energy: np.ndarray
+    pid_confusion: np.ndarray | None = None
+
+    @property
+    def pid_accuracy(self) -> float:
+        """Fraction of matches whose predicted class is the truth class; NaN without matches or PID."""
+        if self.pid_confusion is None or self.pid_confusion.sum() == 0:
+            return float("nan")
+        return float(np.trace(self.pid_confusion) / self.pid_confusion.sum())
+
+    def to_dict(self) -> dict[str, float]:
+        """The scalar metrics under stable names, ready to log; ``pid_accuracy`` only with a PID prediction."""
+        scalars = {
+            "efficiency": self.efficiency, "fake_rate": self.fake_rate,
+            "response": self.response, "resolution": self.resolution,
+            "n_events": self.n_events, "n_truth": self.n_truth,
+            "n_showers": self.n_showers, "n_matched": self.n_matched,
+        }
+        if self.pid_confusion is not None:
+            scalars["pid_accuracy"] = self.pid_accuracy
+        return {name: float(value) for name, value in scalars.items()}
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator > 0 else float("nan")
+
+
+def _response_and_resolution(ratios: np.ndarray) -> tuple[float, float]:
+    if ratios.size == 0:
+        return float("nan"), float("nan")
+    mean = float(np.mean(ratios))
+    return mean, (float(np.std(ratios) / mean) if mean != 0 else float("nan"))
+
+
+def _energy_bin(energy: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin index of each energy (the last edge belongs to the last bin), −1 outside the edges."""
+    index = np.searchsorted(edges, energy, side="right") - 1
+    index[energy == edges[-1]] = len(edges) - 2
+    index[(index < 0) | (index >= len(edges) - 1)] = -1
+    return index
+
+
+def compute_shower_metrics(object_energy, shower_energy, matched_objects, matched_showers, *, n_events: int,
+                           energy_bins=None, object_class=None, shower_class=None,
+                           n_classes: int | None = None) -> ShowerMetrics:
+    """Metrics from matched pairs (module docstring).
+
+    Args:
+        object_energy: (K,) true energy of each truth object, GeV.
+        shower_energy: (S,) predicted energy of each shower, GeV.
+        matched_objects, matched_showers: (M,) the matched pairs (ids into the two arrays above).
+        n_events: E, carried into the result.
+        energy_bins: (B+1,) increasing edges in GeV; :data:`DEFAULT_ENERGY_BINS` when None.
+        object_class, shower_class: optional (K,) and (S,) integer classes; both give the confusion matrix.
+        n_classes: C; by default one more than the largest class seen.
+    """
+    object_energy = np.asarray(object_energy, dtype=np.float64).reshape(-1)
+    shower_energy = np.asarray(shower_energy, dtype=np.float64).reshape(-1)
+    matched_objects = np.asarray(matched_objects, dtype=np.int64).reshape(-1)
+    matched_showers = np.asarray(matched_showers, dtype=np.int64).reshape(-1)
+    edges = np.asarray(DEFAULT_ENERGY_BINS if energy_bins is None else energy_bins, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"energy_bins must be at least two increasing edges, got {edges.tolist()}")
+    n_truth, n_showers, n_matched = len(object_energy), len(shower_energy), len(matched_objects)
+
+    true_e, pred_e = object_energy[matched_objects], shower_energy[matched_showers]
+    ratios = np.divide(pred_e, true_e, out=np.full_like(pred_e, np.nan), where=true_e > 0)
+    response, resolution = _response_and_resolution(ratios[np.isfinite(ratios)])
+
+    n_bins = len(edges) - 1
+    object_bin = _energy_bin(object_energy, edges)
+    bin_counts = np.bincount(object_bin[object_bin >= 0], minlength=n_bins)
+    match_bin = object_bin[matched_objects]
+    bin_matched = np.bincount(match_bin[match_bin >= 0], minlength=n_bins)
+    bin_efficiency = np.divide(bin_matched, bin_counts, out=np.full(n_bins, np.nan), where=bin_counts > 0)
+    bin_response, bin_resolution = np.full(n_bins, np.nan), np.full(n_bins, np.nan)
+    for b in range(n_bins):
+        in_bin = ratios[(match_bin == b) & np.isfinite(ratios)]
+        bin_response[b], bin_resolution[b] = _response_and_resolution(in_bin)
+
+    confusion = None
+    if object_class is not None and shower_class is not None:
+        truth_class = np.asarray(object_class, dtype=np.int64).reshape(-1)[matched_objects]
+        pred_class = np.asarray(shower_class, dtype=np.int64).reshape(-1)[matched_showers]
+        if n_classes is None:
+            n_classes = int(max(truth_class.max(initial=-1), pred_class.max(initial=-1))) + 1
+        confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+        np.add.at(confusion, (truth_class, pred_class), 1)
+
+    return ShowerMetrics(
+        n_events=int(n_events), n_truth=n_truth, n_showers=n_showers, n_matched=n_matched,
+        efficiency=_ratio(n_matched, n_truth), fake_rate=_ratio(n_showers - n_matched, n_showers),
+        response=response, resolution=resolution, energy_bins=edges, bin_counts=bin_counts,
+        bin_matched=bin_matched, bin_efficiency=bin_efficiency, bin_response=bin_response,
+        bin_resolution=bin_resolution, matched_true_energy=true_e, matched_pred_energy=pred_e,
+        pid_confusion=confusion)
+
+
+def _class_index(values, n_hits: int, name: str) -> np.ndarray:
+    """(V,) class per hit from a (V, C) one-hot / probability array (argmax) or a (V,)/(V, 1) integer array."""
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] > 1:
+        if array.shape[0] != n_hits:
+            raise ValueError(f"{name} must have {n_hits} rows, got shape {array.shape}")
+        return np.argmax(array, axis=1).astype(np.int64)
+    return per_hit_vector(array, n_hits, name, dtype=np.int64)
+
+
+def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits, *, beta_threshold: float,
+                         distance_threshold: float, iou_threshold: float, energy_bins=None) -> ShowerMetrics:
+    """Cluster, match and score the predictions of a batch of E events (V hits) in one call.
+
+    Args:
+        predictions: per-hit NumPy arrays: ``beta`` (V,)/(V, 1) and ``ccoords`` (V, C), optionally ``dist``
+            (V,)/(V, 1), ``energy_corr`` (V,)/(V, 1) (1 when absent) and ``pid`` (V, C) class probabilities
+            (with it, the result carries the PID confusion matrix).
+        truth: ``t_idx`` (V,)/(V, 1), ``t_energy`` (V,)/(V, 1) GeV, the true energy of a hit's object, read at
+            the object's first hit, and ``t_pid`` (V, C) one-hot (or integer classes), needed only with ``pid``.
+        hit_energy: (V,) or (V, 1) hit energy in GeV: the ``energy`` column (column 0) of the features. Used for
+            the shower energies and as the IoU weights.
+        row_splits: (E+1,) event boundaries.
+        beta_threshold, distance_threshold: clustering parameters (:func:`~gravtrain.inference.condense`).
+        iou_threshold: matching parameter (:func:`~gravtrain.inference.match_showers`).
+        energy_bins: (B+1,) true-energy bin edges in GeV; :data:`DEFAULT_ENERGY_BINS` when None.
+    """
+    condensation = condense(predictions["beta"], predictions["ccoords"], row_splits, beta_threshold=beta_threshold,
+                            distance_threshold=distance_threshold, dist=predictions.get("dist"))
+    predicted_energy = shower_energies(hit_energy, condensation, predictions.get("energy_corr"))
+    matches = match_showers(truth["t_idx"], condensation.cluster_ids, hit_energy, row_splits,
+                            iou_threshold=iou_threshold, n_showers=condensation.n_showers)
+    n_hits = len(condensation.cluster_ids)
+    first_hits = matches.truth.first_hits
+    object_energy = per_hit_vector(truth["t_energy"], n_hits, "t_energy")[first_hits]
+    object_class = shower_class = n_classes = None
+    if predictions.get("pid") is not None:
+        pid = np.asarray(predictions["pid"])
+        object_class = _class_index(truth["t_pid"], n_hits, "t_pid")[first_hits]
+        shower_class = _class_index(pid, n_hits, "pid")[condensation.condensation_points]
+        n_classes = max(pid.shape[1] if pid.ndim == 2 else 1,
+                        np.shape(truth["t_pid"])[1] if np.ndim(truth["t_pid"]) == 2 else 1,
+                        int(object_class.max(initial=-1)) + 1)
+    metrics = compute_shower_metrics(object_energy, predicted_energy, matches.matched_objects,
+                                     matches.matched_showers, n_events=len(np.asarray(row_splits).reshape(-1)) - 1,
+                                     energy_bins=energy_bins, object_class=object_class,
+                                     shower_class=shower_class, n_classes=n_classes)
+    logger.info("evaluated %d events: efficiency %.3f, fake rate %.3f, response %.3f, resolution %.3f",
+                metrics.n_events, metrics.efficiency, metrics.fake_rate, metrics.response, metrics.resolution)
+    return metrics
