@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from gravtrain import __version__
-from gravtrain.config import ConfigError, resolve_config, resolved_yaml
+from gravtrain.config import ConfigError, load_config, resolve_config, resolved_yaml
 
 log = logging.getLogger("gravtrain")
 
@@ -149,7 +149,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for path in existing:
         path.unlink()
-    toy = resolve_config(args.config).config.Data.toy if args.config else ToyData()
+    toy = load_config(args.config).Data.toy if args.config else ToyData()
     settings = toy_settings(toy)
     settings.pop("n_train_events"), settings.pop("n_val_events")
     if args.seed is not None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 
 import pytest
 
 from gravtrain.config import Config, load_config, resolved_yaml
-from gravtrain.config.fields import is_section, section_keys
+from gravtrain.config.fields import LIST_ITEM, section_keys, walk_keys
 from gravtrain.config.reference import schema_reference
 from tests.config.helpers import MINIMAL
 
@@ -49,39 +48,19 @@ def test_to_dict_uses_yaml_names_and_plain_types(write_config):
     assert type(data["Tracking"]["tags"]) is dict and type(data["Architecture"]["gravnet"]) is list
 
 
-def all_key_paths(cls: type, prefix: str = "") -> list[str]:
-    paths = []
-    for info in section_keys(cls):
-        here = f"{prefix}{info.yaml_name}"
-        paths.append(here)
-        inner = info.type
-        if typing.get_origin(inner) is tuple and is_section(typing.get_args(inner)[0]):
-            inner = typing.get_args(inner)[0]
-        if typing.get_origin(inner) is typing.Union:
-            inner = typing.get_args(inner)[0]
-        if is_section(inner):
-            paths += all_key_paths(inner, here + ".")
-    return paths
-
-
 def test_reference_documents_every_key():
     reference = schema_reference()
-    for path in all_key_paths(Config):
-        name = path.rsplit(".", 1)[-1]
-        assert f"{name}:" in reference, path
+    for path, info in walk_keys(Config):
+        assert f"\n{'  ' * (len(path) - path.count(LIST_ITEM) - 1)}{info.yaml_name}:" in "\n" + reference, path
     for info in section_keys(Config):
         assert info.spec.doc in reference
 
 
 def test_every_key_has_a_doc():
-    for path_cls in [Config]:
-        stack = [path_cls]
-        while stack:
-            cls = stack.pop()
-            for info in section_keys(cls):
-                assert info.spec.doc.strip(), f"{cls.__name__}.{info.yaml_name}"
-                inner = info.type
-                if typing.get_origin(inner) is tuple and is_section(typing.get_args(inner)[0]):
-                    stack.append(typing.get_args(inner)[0])
-                elif is_section(inner):
-                    stack.append(inner)
+    for path, info in walk_keys(Config):
+        assert info.spec.doc.strip(), ".".join(path)
+
+
+def test_walk_reaches_list_items_and_stage_overrides():
+    paths = {".".join(path) for path, _ in walk_keys(Config)}
+    assert {"Architecture.gravnet.N.n", "Training.N.LossOptions.q_min", "Data.toy.seed", "General.seed"} <= paths

@@ -152,6 +152,30 @@ def is_section(tp: Any) -> bool:
     return isinstance(tp, type) and hasattr(tp, "__section_doc__")
 
 
+def item_section(tp: Any) -> type | None:
+    """The section a key of type ``tp`` holds: the section itself, its list items' section, or None."""
+    if is_section(tp):
+        return tp
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple and args and is_section(args[0]):
+        return args[0]
+    return None
+
+
+LIST_ITEM = "N"
+"""Stands for the index of a list item in the key paths `walk_keys` yields (``Training.N.epochs``)."""
+
+
+def walk_keys(cls: type, prefix: tuple = ()) -> Iterable[tuple[tuple, KeyInfo]]:
+    """Every key below section ``cls``, depth first, as (YAML path, KeyInfo); list items appear as `LIST_ITEM`."""
+    for info in section_keys(cls):
+        path = prefix + (info.yaml_name,)
+        yield path, info
+        inner = item_section(info.type)
+        if inner is not None:
+            yield from walk_keys(inner, path + ((LIST_ITEM,) if inner is not info.type else ()))
+
+
 def is_partial(cls: type) -> bool:
     return "__partial_of__" in cls.__dict__
 

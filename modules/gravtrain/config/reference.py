@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 import typing
 
-from gravtrain.config.fields import KeyInfo, is_partial, is_section, section_keys
+from gravtrain.config.fields import KeyInfo, is_partial, is_section, item_section, section_keys
 from gravtrain.config.loader import yaml_value
 from gravtrain.config.schema import Config
 from gravtrain.config.validate import expected_text
@@ -26,7 +26,7 @@ def schema_reference() -> str:
 
 
 def _describe_members(info: KeyInfo, lines: list[str], indent: str) -> None:
-    inner = _item_section(info.type)
+    inner = item_section(info.type)
     if inner is None:
         return
     if typing.get_origin(info.type) is tuple:
@@ -35,14 +35,6 @@ def _describe_members(info: KeyInfo, lines: list[str], indent: str) -> None:
         lines.append(f"{indent}{sub.yaml_name}: {_summary(sub, overrides=is_partial(inner))}")
         lines.append(f"{indent}    {sub.spec.doc}")
         _describe_members(sub, lines, indent + "  ")
-
-
-def _item_section(tp: typing.Any) -> type | None:
-    if is_section(tp):
-        return tp
-    if typing.get_origin(tp) is tuple and is_section(typing.get_args(tp)[0]):
-        return typing.get_args(tp)[0]
-    return None
 
 
 def _summary(info: KeyInfo, overrides: bool) -> str:

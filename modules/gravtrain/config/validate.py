@@ -22,14 +22,16 @@ from typing import Any
 
 from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
 from gravtrain.config.fields import (
+    LIST_ITEM,
     FrozenDict,
     KeyInfo,
     KeySpec,
     is_partial,
     is_section,
     section_keys,
+    walk_keys,
 )
-from gravtrain.config.yaml_reader import Path
+from gravtrain.config.yaml_reader import Path, nearest_origin
 
 
 class _Invalid:
@@ -119,11 +121,7 @@ class _Checker:
 
     # ---------------------------------------------------------------- reporting
     def add(self, path: Path, message: str, suggestions: tuple[str, ...] = ()) -> None:
-        origin = None
-        for cut in range(len(path), -1, -1):
-            origin = self.origins.get(tuple(path[:cut]))
-            if origin is not None:
-                break
+        origin = nearest_origin(self.origins, path)
         file = origin.file if origin else self.filename
         line = origin.line if origin else None
         self.issues.append(ConfigIssue(dotted(path), message, file, line, suggestions))
@@ -305,27 +303,11 @@ def _elsewhere(name: str, path: Path) -> list[str]:
     """Places in the schema where a key called ``name`` does exist (e.g. a LossOptions key put in a stage)."""
     from gravtrain.config.schema import Config
 
-    found: list[str] = []
-
-    def walk(cls: type, prefix: tuple) -> None:
-        for info in section_keys(cls):
-            here = prefix + (info.yaml_name,)
-            if info.yaml_name == name:
-                found.append(".".join(here))
-            inner = info.type
-            if typing.get_origin(inner) is tuple and is_section(typing.get_args(inner)[0]):
-                walk(typing.get_args(inner)[0], here + ("N",))
-            elif typing.get_origin(inner) in (typing.Union, types.UnionType):
-                continue
-            elif is_section(inner):
-                walk(inner, here)
-
-    walk(Config, ())
+    found = [list(place) for place, info in walk_keys(Config) if info.yaml_name == name]
     concrete = []
-    for place in found:
-        parts = place.split(".")
-        if "N" in parts:  # a list item: name the item the user was writing in, if any
-            at = parts.index("N")
+    for parts in found:
+        if LIST_ITEM in parts:  # a list item: name the item the user was writing in, if any
+            at = parts.index(LIST_ITEM)
             parts[at] = str(path[at]) if len(path) > at and isinstance(path[at], int) else "0"
         concrete.append(parts)
 

@@ -65,11 +65,16 @@ class LoadedYaml:
 
     def origin_of(self, path: Path, fallback: Origin | None = None) -> Origin | None:
         """The origin of ``path``, or of its nearest ancestor that has one."""
-        for cut in range(len(path), -1, -1):
-            origin = self.origins.get(tuple(path[:cut]))
-            if origin is not None:
-                return origin
-        return fallback
+        return nearest_origin(self.origins, path) or fallback
+
+
+def nearest_origin(origins: dict[Path, Origin], path: Path) -> Origin | None:
+    """The origin of ``path`` in ``origins``, or of its nearest ancestor that has one (None if none has)."""
+    for cut in range(len(path), -1, -1):
+        origin = origins.get(tuple(path[:cut]))
+        if origin is not None:
+            return origin
+    return None
 
 
 def parse_scalar(text: str) -> Any:

@@ -66,7 +66,7 @@ def encode_value(value: Any) -> str:
     text = str(value)
     try:
         same = parse_scalar(text) == text
-    except Exception:  # noqa: BLE001 - anything YAML cannot read back plainly gets quoted
+    except ValueError:  # not valid YAML on its own (e.g. unbalanced brackets): quote it
         same = False
     return text if same else _double_quoted(text)
 
