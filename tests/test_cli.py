@@ -27,12 +27,22 @@ def test_check_prints_the_resolved_config():
     assert resolved["General"]["name"] == "toy"
     assert resolved["Optimizer"]["epsilon"] == pytest.approx(1e-7)  # a default, filled in
     assert "is valid" in result.stderr
+    assert "gravnet_0 " in result.stderr and "condensation_heads" in result.stderr  # the model summary
+    assert "Parameters: " in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_without_the_model_does_not_import_tensorflow():
+    code = ("import sys; from gravtrain.cli import main; code = main(['check', '--no-model', 'configs/toy.yaml']);"
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow imported'; sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "is valid" in result.stderr and "Parameters:" not in result.stderr
 
 
 @pytest.mark.skipif(not GRAVTRAIN.exists(), reason="console script not installed in this environment")
 def test_console_script_behaves_like_config_trainer():
-    a = run("check", "configs/hgcal.yaml")
-    b = run("check", "configs/hgcal.yaml", entry="gravtrain")
+    a = run("check", "--no-model", "configs/hgcal.yaml")
+    b = run("check", "--no-model", "configs/hgcal.yaml", entry="gravtrain")
     assert (a.returncode, a.stdout) == (b.returncode, b.stdout) == (0, a.stdout)
 
 
@@ -56,7 +66,8 @@ def test_check_with_five_mistakes(tmp_path):
 
 
 def test_override_on_the_command_line():
-    result = run("check", "configs/toy.yaml", "--set", "Training.1.learning_rate=1e-5", "--set", "General.seed=3")
+    result = run("check", "--no-model", "configs/toy.yaml", "--set", "Training.1.learning_rate=1e-5",
+                 "--set", "General.seed=3")
     resolved = yaml.safe_load(result.stdout)
     assert resolved["Training"][1]["learning_rate"] == pytest.approx(1e-5) and resolved["General"]["seed"] == 3
 

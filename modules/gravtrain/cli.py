@@ -60,8 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    check = commands.add_parser("check", help="validate a config and print it with every default filled in")
+    check = commands.add_parser(
+        "check", help="validate a config, print it with every default filled in, build the model and summarise it"
+    )
     _add_config_arguments(check)
+    check.add_argument("--no-model", action="store_true",
+                       help="only validate the config (fast: does not import TensorFlow or build the model)")
     check.set_defaults(run=run_check)
 
     schema = commands.add_parser("schema", help="print the reference of every config section and key")
@@ -115,6 +119,14 @@ def run_check(args: argparse.Namespace) -> int:
     sys.stdout.write(resolved_yaml(validated.config))
     n_default = len(validated.defaulted)
     log.info("%s is valid (%d key%s took defaults).", args.config, n_default, "" if n_default == 1 else "s")
+    if not args.no_model:
+        from gravtrain.data import FeatureStats
+        from gravtrain.model import build_model, model_summary
+
+        # The architecture does not depend on the statistics; neutral ones avoid loading any data.
+        model = build_model(validated.config, FeatureStats.neutral())
+        # stdout stays the resolved YAML alone (`gravtrain check x.yaml > resolved.yaml`); the summary is a log.
+        log.info("%s", model_summary(model).rstrip())
     return EXIT_OK
 
 

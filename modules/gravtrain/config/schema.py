@@ -32,7 +32,7 @@ class General:
         None, yaml_name="pre-model-path", doc="The pre-model's saved .keras file; required unless pre-model-type is none."
     )
     use_fill_space: bool = key(False, doc="Add the fill-space regulariser on cluster space (field default: off).")
-    use_layer_normalization: bool = key(False, doc="Add layer normalisation after each dense block (default: off).")
+    use_layer_normalization: bool = key(False, doc="Add layer normalisation after each block (default: off).")
 
     def cross_check(self) -> list[tuple[str, str]]:
         if self.pre_model_type != "none" and not self.pre_model_path:
@@ -115,6 +115,13 @@ class Architecture:
     n_gravnet_space_coordinates: int = key(3, min=1, doc="Dimensions S of each GravNet space (field default: 3).")
     fix_distance_scale: bool = key(True, doc="Fix the dist head to 1 instead of learning it (field default: true).")
     knn: str = key("auto", choices=("auto", "brute", "kdtree"), doc="kNN backend; 'auto' picks by device and size.")
+    n_embedding: int = key(32, min=1, doc="Width of the separate hit and track input embeddings.")
+    gravnet_space_regularizer: float = key(
+        0.01, min=0.0, doc="Strength of the regulariser keeping GravNet-space distances like physical ones (0: off)."
+    )
+    fill_space_regularizer: float = key(
+        0.01, min=0.0, doc="Strength of the cluster-space fill-space regulariser, used when General.use_fill_space."
+    )
 
 
 @section("Options of every dense block.")

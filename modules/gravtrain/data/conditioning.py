@@ -61,6 +61,11 @@ class FeatureStats:
         return cls(names=tuple(names), mean=mean, std=np.sqrt(squared_deviations / count), n_hits=count)
 
     @classmethod
+    def neutral(cls, names: tuple[str, ...] = FEATURE_NAMES) -> "FeatureStats":
+        """Mean 0 and std 1 for every feature (standardising changes nothing); for building a model without data."""
+        return cls(names=tuple(names), mean=np.zeros(len(names)), std=np.ones(len(names)), n_hits=0)
+
+    @classmethod
     def from_store(cls, store: EventStore, events_per_chunk: int = 256) -> "FeatureStats":
         """Statistics over every hit of a training store, streamed in groups of whole events."""
         return cls.from_feature_chunks(store.iter_feature_chunks(events_per_chunk))

@@ -1,13 +1,16 @@
-"""Pure Keras layers of gravtrain: kNN selection, GravNet, message passing, gooey batch norm, output heads.
+"""Pure Keras layers of gravtrain: kNN selection, GravNet, message passing, gooey batch norm, regularisers,
+input conditioning and the output heads.
 
 This package imports nothing else of gravtrain and can be lifted out and reused.
 """
 
 from .batch_norm import ScaledGooeyBatchNorm2
+from .conditioning import FeatureColumns, FeatureStandardisation
 from .gravnet import GravNet
 from .heads import HEAD_NAMES, N_PID_CLASSES, CondensationHeads, HitTrackEmbedding
 from .knn import KNN_BACKENDS, select_knn
 from .message_passing import DistanceWeightedMessagePassing
+from .regularizers import FillSpaceRegularizer, GravNetSpaceRegularizer
 
 __all__ = [
     "HEAD_NAMES",
@@ -15,7 +18,11 @@ __all__ = [
     "N_PID_CLASSES",
     "CondensationHeads",
     "DistanceWeightedMessagePassing",
+    "FeatureColumns",
+    "FeatureStandardisation",
+    "FillSpaceRegularizer",
     "GravNet",
+    "GravNetSpaceRegularizer",
     "HitTrackEmbedding",
     "ScaledGooeyBatchNorm2",
     "select_knn",
