@@ -1,0 +1,16 @@
+"""Evaluation: run a model over events and score its showers (metrics and figures).
+
+This room joins the others (config, data, model, inference, plotting); ``gravtrain evaluate`` and the end of
+training both call it.
+"""
+
+from gravtrain.evaluation.runner import (
+    EvaluationResult,
+    busiest_event,
+    evaluate,
+    evaluate_model,
+    predict_events,
+    save_result,
+)
+
+__all__ = ["EvaluationResult", "busiest_event", "evaluate", "evaluate_model", "predict_events", "save_result"]

@@ -1,0 +1,247 @@
+"""Running a model over a set of events: predictions, physics metrics and the evaluation figures.
+
+    predict_events(model, store)           -> per-hit predictions of every head, in the store's hit order
+    evaluate_model(model, store, options)  -> EvaluationResult: ShowerMetrics + figures
+    evaluate(config, model_path)           -> the same from files: the config names the data and thresholds
+
+Events are packed into batches of whole events (never split, never mixed: the model keeps events apart),
+in stored order, so the concatenated predictions line up with the store's hits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+
+from gravtrain.config import load_config
+from gravtrain.config.schema import Config, Evaluation
+from gravtrain.data import FEATURE_NAMES, PID_NAMES, DataError, EventStore, load_event_sets
+from gravtrain.data.batching import HitBudgetBatcher, batch_element_spec
+from gravtrain.inference import DEFAULT_ENERGY_BINS, ShowerMetrics, condense, evaluate_predictions, match_showers
+from gravtrain.model import feature_names, load_model
+from gravtrain.plotting import (
+    coordinate_space_figure,
+    efficiency_response_figure,
+    energy_scatter_figure,
+    pid_confusion_figure,
+    truth_vs_prediction_figure,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Default hit budget of an evaluation batch; raised to the largest event when needed (events are never split).
+DEFAULT_HIT_BUDGET = 100_000
+
+
+@dataclass
+class EvaluationResult:
+    """What an evaluation produced.
+
+    Attributes:
+        metrics: efficiency, fake rate, response, resolution, binned arrays, PID confusion.
+        figures: name -> matplotlib Figure (``efficiency_response``, ``energy_scatter``, ``pid_confusion``,
+            ``event_display``, ``cluster_space``); save with ``figure.savefig``.
+        n_events, n_hits: what was evaluated.
+        display_event: the event shown in ``event_display`` and ``cluster_space``.
+    """
+
+    metrics: ShowerMetrics
+    figures: dict[str, Figure] = field(default_factory=dict)
+    n_events: int = 0
+    n_hits: int = 0
+    display_event: int = 0
+
+    def summary(self) -> str:
+        """The metrics as a few aligned lines, for a terminal or a log."""
+        m = self.metrics
+        lines = [
+            f"events {m.n_events}, truth objects {m.n_truth}, predicted showers {m.n_showers}, matched {m.n_matched}",
+            f"efficiency  {m.efficiency:.3f}",
+            f"fake rate   {m.fake_rate:.3f}",
+            f"response    {m.response:.3f}   (mean E_pred / E_true of matches)",
+            f"resolution  {m.resolution:.3f}   (std / mean of that ratio)",
+        ]
+        if m.pid_confusion is not None:
+            lines.append(f"PID accuracy {m.pid_accuracy:.3f}   (matched showers)")
+        return "\n".join(lines)
+
+
+def predict_events(model: keras.Model, store: EventStore, *, hit_budget: int = DEFAULT_HIT_BUDGET) -> dict:
+    """Every head of ``model`` on every hit of ``store``, as NumPy arrays in the store's hit order.
+
+    One ``tf.function`` with a fixed input signature serves all batches (one trace).
+    """
+    _check_features(model, store)
+    budget = max(int(hit_budget), int(store.event_sizes.max(initial=1)))
+    batcher = HitBudgetBatcher(store, budget, shuffle=False)
+    spec = batch_element_spec()
+
+    @tf.function(input_signature=[{"features": spec["features"], "row_splits": spec["row_splits"]}])
+    def forward(batch):
+        return model(batch, training=False)
+
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in batcher.numpy_batches(epoch=0):
+        outputs = forward({"features": batch["features"], "row_splits": batch["row_splits"]})
+        for name, value in outputs.items():
+            parts.setdefault(name, []).append(value.numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _check_features(model: keras.Model, store: EventStore) -> None:
+    expected = feature_names(model)
+    if tuple(expected) != tuple(FEATURE_NAMES) or store.features.shape[1] != len(expected):
+        raise DataError(f"the model was built for the features {', '.join(expected)} but the events have "
+                        f"{', '.join(FEATURE_NAMES)}; evaluate it on data with the features it was trained on.")
+
+
+def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *, hit_budget: int = DEFAULT_HIT_BUDGET,
+                   display_event: int | None = None, energy_bins=None, figures: bool = True) -> EvaluationResult:
+    """Predict, cluster, match and score ``store``; draw the evaluation figures.
+
+    Args:
+        model: a gravtrain model (``build_model`` or ``load_model``).
+        store: the events, with truth.
+        options: the config's ``Evaluation`` section (β and distance thresholds of the clustering, IoU threshold).
+        hit_budget: hits per prediction batch (raised to the largest event).
+        display_event: the event drawn in the event display; by default the first one with the most objects
+            among the first 20.
+        energy_bins: true-energy bin edges (GeV) of the binned metrics; ten log bins from 1 to 200 by default.
+        figures: draw the figures (False for metrics only).
+    """
+    predictions = predict_events(model, store, hit_budget=hit_budget)
+    truth = store.truth
+    hit_energy = store.features[:, FEATURE_NAMES.index("energy")]
+    with_pid = "pid" in predictions and float(np.sum(truth["t_pid"])) > 0
+    metrics = evaluate_predictions(
+        {name: predictions[name] for name in ("beta", "ccoords", "dist", "energy_corr")}
+        | ({"pid": predictions["pid"]} if with_pid else {}),
+        truth, hit_energy, store.row_splits, beta_threshold=options.beta_threshold,
+        distance_threshold=options.distance_threshold, iou_threshold=options.iou_threshold,
+        energy_bins=DEFAULT_ENERGY_BINS if energy_bins is None else energy_bins,
+    )
+    result = EvaluationResult(metrics=metrics, n_events=store.n_events, n_hits=store.n_hits)
+    if figures and store.n_events:
+        result.display_event = busiest_event(store) if display_event is None else int(display_event)
+        result.figures = _figures(store, predictions, metrics, options, result.display_event)
+    return result
+
+
+def busiest_event(store: EventStore, look_at: int = 20) -> int:
+    """Of the first ``look_at`` events, the first with the most truth objects (the default event to draw)."""
+    counts = []
+    for index in range(min(look_at, store.n_events)):
+        t_idx = store.event(index)["t_idx"]
+        counts.append(len(np.unique(t_idx[t_idx >= 0])))
+    return int(np.argmax(counts)) if counts else 0
+
+
+def _figures(store: EventStore, predictions: dict, metrics: ShowerMetrics, options: Evaluation,
+             event_index: int) -> dict[str, Figure]:
+    if not 0 <= event_index < store.n_events:
+        raise DataError(f"display event {event_index} does not exist: the data has {store.n_events} events "
+                        f"(0..{store.n_events - 1}).")
+    figures = {
+        "efficiency_response": efficiency_response_figure(
+            metrics.energy_bins, metrics.bin_counts, metrics.bin_efficiency, metrics.bin_response,
+            metrics.bin_resolution, title=f"{metrics.n_events} events, {metrics.n_truth} truth objects"),
+        "energy_scatter": energy_scatter_figure(metrics.matched_true_energy, metrics.matched_pred_energy),
+    }
+    if metrics.pid_confusion is not None:
+        figures["pid_confusion"] = pid_confusion_figure(metrics.pid_confusion, PID_NAMES[:len(metrics.pid_confusion)])
+
+    begin, end = (int(v) for v in store.row_splits[event_index:event_index + 2])
+    event = store.event(event_index)
+    one = {name: value[begin:end] for name, value in predictions.items()}
+    one_splits = np.array([0, end - begin])
+    condensation = condense(one["beta"], one["ccoords"], one_splits, beta_threshold=options.beta_threshold,
+                            distance_threshold=options.distance_threshold, dist=one.get("dist"))
+    energy = event["features"][:, FEATURE_NAMES.index("energy")]
+    t_idx = event["t_idx"].reshape(-1)
+    matches = match_showers(t_idx, condensation.cluster_ids, energy, one_splits,
+                            iou_threshold=options.iou_threshold, n_showers=condensation.n_showers)
+    object_t_idx = t_idx[matches.truth.first_hits]
+    shower_to_truth = {int(s): int(object_t_idx[o]) for o, s in zip(matches.matched_objects, matches.matched_showers)}
+    features = event["features"]
+    column = {name: features[:, FEATURE_NAMES.index(name)] for name in ("x", "y", "z", "is_track")}
+    figures["event_display"] = truth_vs_prediction_figure(
+        column["x"], column["y"], column["z"], energy, t_idx, condensation.cluster_ids,
+        is_track=column["is_track"] > 0.5, predicted_to_truth=shower_to_truth,
+        title=f"event {event_index}: truth (top) and predicted showers (bottom)")
+    figures["cluster_space"] = coordinate_space_figure(
+        one["ccoords"], t_idx, beta=one["beta"].reshape(-1),
+        title=f"event {event_index}: cluster space, coloured by truth object", axis_label="c")
+    return figures
+
+
+def evaluate(config, model_path, *, split: str = "val", overrides=(), display_event: int | None = None,
+             out_dir=None, hit_budget: int = DEFAULT_HIT_BUDGET) -> EvaluationResult:
+    """Evaluate a saved model on the data a config names: the Python face of ``gravtrain evaluate``.
+
+    Args:
+        config: a :class:`~gravtrain.config.schema.Config` or the path of a YAML config; its ``Data`` section
+            names the events, its ``Evaluation`` section the thresholds.
+        model_path: the ``.keras`` file.
+        split: ``"val"`` (default) or ``"train"``.
+        overrides: ``KEY=VALUE`` strings applied to a config path, as ``--set`` does.
+        display_event: the event drawn in the event display (default: chosen as in :func:`evaluate_model`).
+        out_dir: if given, the figures are saved there as PNG and the metrics as ``metrics.json``.
+        hit_budget: hits per prediction batch.
+
+    Returns:
+        The :class:`EvaluationResult`; its ``summary()`` is what the command prints.
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if not isinstance(config, Config):
+        config = load_config(config, overrides)
+    model = load_model(model_path)
+    train_store, val_store = load_event_sets(config.Data)
+    store = val_store if split == "val" else train_store
+    result = evaluate_model(model, store, config.Evaluation, hit_budget=hit_budget, display_event=display_event)
+    if out_dir is not None:
+        save_result(result, out_dir)
+    return result
+
+
+def save_result(result: EvaluationResult, out_dir) -> list[Path]:
+    """Write ``metrics.json`` (scalars and binned arrays) and one PNG per figure into ``out_dir``."""
+    import json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    m = result.metrics
+    payload = {
+        "scalars": m.to_dict(),
+        "energy_bins": m.energy_bins.tolist(),
+        "bin_counts": m.bin_counts.tolist(),
+        "bin_efficiency": m.bin_efficiency.tolist(),
+        "bin_response": m.bin_response.tolist(),
+        "bin_resolution": m.bin_resolution.tolist(),
+        "pid_confusion": None if m.pid_confusion is None else m.pid_confusion.tolist(),
+        "display_event": result.display_event,
+    }
+    paths = [out / "metrics.json"]
+    # NaN marks an undefined metric (e.g. an empty bin); JSON has no NaN, so it is written as null.
+    paths[0].write_text(json.dumps(_nan_to_none(payload), indent=2) + "\n")
+    for name, figure in result.figures.items():
+        path = out / f"{name}.png"
+        figure.savefig(path, dpi=110)
+        paths.append(path)
+    return paths
+
+
+def _nan_to_none(value):
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(item) for item in value]
+    return value
