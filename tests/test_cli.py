@@ -115,9 +115,10 @@ def test_schema_prints_every_section():
 
 
 def test_bare_config_argument_means_train():
-    result = run("configs/toy.yaml")
-    assert result.returncode == 0, result.stderr
-    assert "configs/toy.yaml is valid" in result.stderr
+    """`config_trainer.py CONFIG` is `train CONFIG`: its own options parse, and a bad value stops it at once."""
+    result = run("configs/toy.yaml", "--no-tracking", "--set", "Training.0.epochs=0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Training.0.epochs: must be >= 1, got 0" in result.stderr
 
 
 def test_python_dash_m_gravtrain():

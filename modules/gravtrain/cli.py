@@ -1,7 +1,8 @@
 """The ``gravtrain`` / ``python config_trainer.py`` command line: parses arguments, calls the rooms, sets exit codes.
 
-Exit codes: 0 success; 2 a mistake of the user's (bad config, missing file, bad arguments), reported in one
-message without a traceback.
+Exit codes: 0 success; 1 training failed (a non-finite loss; other crashes show their traceback); 2 a mistake of
+the user's (bad config, missing file, bad arguments, a run that cannot be resumed), reported in one message
+without a traceback; 130 interrupted (Ctrl-C), after a checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from gravtrain.config import ConfigError, load_config, resolve_config, resolved_
 log = logging.getLogger("gravtrain")
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class _UserFacingFormatter(logging.Formatter):
@@ -73,7 +76,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model from a config (the default command)")
     _add_config_arguments(train)
+    train.add_argument("--resume", metavar="RUN_ID",
+                       help="continue this MLflow run from its latest checkpoint (with --no-tracking: the "
+                            "checkpoint directory)")
+    train.add_argument("--no-tracking", action="store_true", help="train without an MLflow run")
     train.set_defaults(run=run_train)
+
+    ui = commands.add_parser("ui", help="browse the runs: start `mlflow server` on the tracking store")
+    ui.add_argument("--store", metavar="URI",
+                    help="backend store (default: $MLFLOW_TRACKING_URI, else mlruns in the current directory)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.set_defaults(run=run_ui)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a saved model on the config's data: efficiency, fake rate, response, figures"
+    )
+    _add_config_arguments(evaluate)
+    evaluate.add_argument("--model", required=True, metavar="MODEL.keras", help="the saved model to evaluate")
+    evaluate.add_argument("--split", choices=("val", "train"), default="val", help="which events (default: val)")
+    evaluate.add_argument("--out", metavar="DIR", help="write metrics.json and the figures (PNG) into DIR")
+    evaluate.add_argument("--event", type=int, metavar="I", help="the event to draw (default: a busy one)")
+    evaluate.set_defaults(run=run_evaluate)
 
     simulate = commands.add_parser("simulate", help="write toy-calorimeter events as shards")
     simulate.add_argument("--events", type=int, required=True, metavar="N", help="number of events")
@@ -88,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("check", "schema", "train", "simulate")
+COMMANDS = ("check", "schema", "train", "evaluate", "simulate", "ui")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,12 +130,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, *_lazy_user_errors(args.command)) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+
+
+def _lazy_user_errors(command: str) -> tuple[type[Exception], ...]:
+    """User-facing error types of the rooms that import TensorFlow, imported only for commands that need them."""
+    if command == "evaluate":
+        from gravtrain.model import ModelFileError
+
+        return (ModelFileError,)
+    if command == "train":
+        from gravtrain.training import ResumeError
+
+        return (ResumeError,)
+    return ()
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from gravtrain.evaluation import evaluate
+
+    validated = resolve_config(args.config, args.overrides, args.explicit)
+    result = evaluate(validated.config, args.model, split=args.split, display_event=args.event, out_dir=args.out)
+    sys.stdout.write(result.summary() + "\n")
+    if args.out:
+        log.info("wrote metrics.json and %d figure(s) to %s", len(result.figures), args.out)
+    return EXIT_OK
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -138,11 +186,37 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    validated = resolve_config(args.config, args.overrides, args.explicit)
+    validated = resolve_config(args.config, args.overrides, args.explicit)  # fail fast, before TensorFlow loads
     log.info("%s is valid: %d stage(s), %d epochs in all.", args.config, len(validated.config.Training),
              sum(stage.epochs for stage in validated.config.Training))
-    log.warning("training is not built yet in gravtrain %s; only the config was validated.", __version__)
+    from gravtrain.training import NonFiniteLossError, TrainingInterrupted, train
+
+    try:
+        result = train(args.config, args.overrides, tracking=not args.no_tracking, resume=args.resume,
+                       explicit=args.explicit)
+    except TrainingInterrupted as exc:
+        log.error("%s", exc)
+        return EXIT_INTERRUPTED
+    except NonFiniteLossError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+    summary = ", ".join(f"{name.split('/')[-1]} {value:.3f}" for name, value in result.metrics.items()
+                        if name in ("physics/efficiency", "physics/fake_rate", "physics/response"))
+    log.info("done in %.0f s: %s", result.seconds, summary)
+    if result.run_id:
+        log.info("MLflow run %s; browse it with `gravtrain ui`", result.run_id)
+    log.info("model saved as %s", result.run_dir / "model.keras")
     return EXIT_OK
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    import os
+
+    from gravtrain.config.schema import Tracking
+    from gravtrain.tracking import serve_ui
+
+    store = args.store or os.environ.get("MLFLOW_TRACKING_URI") or Tracking().tracking_uri
+    return serve_ui(store, host=args.host, port=args.port)
 
 
 def run_simulate(args: argparse.Namespace) -> int:

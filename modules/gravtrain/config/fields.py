@@ -8,6 +8,7 @@ MLflow param flattening all read these two things and nothing else.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -157,6 +158,9 @@ def item_section(tp: Any) -> type | None:
     if is_section(tp):
         return tp
     args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # Optional[Section]
+        inner = [arg for arg in args if arg is not type(None)]
+        return item_section(inner[0]) if len(inner) == 1 else None
     if typing.get_origin(tp) is tuple and args and is_section(args[0]):
         return args[0]
     return None

@@ -175,6 +175,19 @@ BatchNormOverrides = partial_section(BatchNormOptions, "Per-stage overrides of B
 LossOverrides = partial_section(LossOptions, "Per-stage overrides of LossOptions keys.")
 
 
+@section("End a stage when the validation loss stops improving.")
+class EarlyStopping:
+    patience: int = key(min=1, doc="Epochs without an improvement of at least min_delta before the stage ends.")
+    min_delta: float = key(0.0, min=0.0, doc="Smallest decrease of the validation loss that counts as one.")
+
+
+@section("End a stage once the exponentially smoothed training loss falls below a value.")
+class StopBelow:
+    value: float = key(doc="The stage ends when the smoothed training loss s is below this.")
+    smoothing: float = key(0.99, min=0.0, max=1.0, max_exclusive=True,
+                           doc="Smoothing constant a of s <- a*s + (1-a)*loss, updated every batch.")
+
+
 @section("One training stage: a block of epochs with its own learning rate and batch size.")
 class Stage:
     name: Optional[str] = key(None, doc="Stage name; default stage_N (1-based position).")
@@ -184,6 +197,8 @@ class Stage:
     freeze: tuple[str, ...] = key((), allow_empty=True, doc="Glob patterns of layer names frozen in this stage.")
     BatchNormOptions: BatchNormOverrides = key(BatchNormOverrides(), doc="BatchNormOptions keys changed in this stage.")
     LossOptions: LossOverrides = key(LossOverrides(), doc="LossOptions keys changed in this stage.")
+    early_stopping: Optional[EarlyStopping] = key(None, doc="End the stage early on a validation plateau (off).")
+    stop_below: Optional[StopBelow] = key(None, doc="End the stage early at a training-loss target (off).")
 
 
 # ------------------------------------------------------------------------------------ the rest
@@ -210,6 +225,8 @@ class Tracking:
     experiment: Optional[str] = key(None, doc="Experiment name; default General.experiment.")
     run_name: Optional[str] = key(None, doc="Run name; default General.name.")
     tags: dict[str, str] = key({}, allow_empty=True, doc="Extra tags set on the run.")
+    checkpoint_dir: str = key("checkpoints", doc="Directory (relative to where you run) of the checkpoints; one "
+                                                 "subdirectory per run, named by its run ID.")
 
 
 @section("A whole gravtrain config file.")

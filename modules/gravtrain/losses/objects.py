@@ -103,7 +103,7 @@ def object_structure(t_idx, row_splits, dtype) -> ObjectStructure:
 
 
 def condensation_points(charge, structure: ObjectStructure):
-    """α_k = argmax_{i∈k} q_i, the first (lowest) hit index on ties.
+    """α_k = argmax_{i∈k} q_i, the first (lowest) hit index on ties (and for an object whose q are all NaN).
 
     Args:
         charge: q, float tensor (V,).
@@ -118,7 +118,11 @@ def condensation_points(charge, structure: ObjectStructure):
     is_largest = object_charge >= tf.gather(largest, segments)
     no_hit = tf.fill(tf.shape(structure.object_hits), tf.constant(tf.int64.max, tf.int64))
     candidates = tf.where(is_largest, structure.object_hits, no_hit)
-    return tf.math.unsorted_segment_min(candidates, segments, n_objects)
+    alpha = tf.math.unsorted_segment_min(candidates, segments, n_objects)
+    # NaN charges compare false everywhere: such an object takes its first hit, so the loss turns NaN (and
+    # the training step's guard reports it) instead of an out-of-range gather failing.
+    first_hit = tf.math.unsorted_segment_min(structure.object_hits, segments, n_objects)
+    return tf.where(alpha == tf.int64.max, first_hit, alpha)
 
 
 def object_sum(per_object_hit, structure: ObjectStructure):

@@ -1,5 +1,27 @@
-"""MLflow tracking: param flattening (more of the room arrives with staged training)."""
+"""MLflow tracking: the store, the run tracker, provenance tags, param flattening and the UI.
 
+Importing this package is cheap: MLflow is imported when a run is started or read, not here.
+"""
+
+from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.params import flatten_params, unflatten_params
+from gravtrain.tracking.provenance import provenance_tags
+from gravtrain.tracking.run import MlflowTracker, NullTracker, Tracker
+from gravtrain.tracking.store import configure_mlflow, file_store_environment, resolve_tracking_uri
+from gravtrain.tracking.ui import serve_ui, ui_command_line, ui_environment
 
-__all__ = ["flatten_params", "unflatten_params"]
+__all__ = [
+    "MlflowTracker",
+    "NullTracker",
+    "Tracker",
+    "TrackingError",
+    "configure_mlflow",
+    "file_store_environment",
+    "flatten_params",
+    "provenance_tags",
+    "resolve_tracking_uri",
+    "serve_ui",
+    "ui_command_line",
+    "ui_environment",
+    "unflatten_params",
+]

@@ -1,0 +1,367 @@
+"""Staged training, top to bottom: ``train(config)`` is the one training path (the CLI calls it too).
+
+    load config → seed → events → feature statistics → model → optimizer → MLflow run (or none)
+    for each stage: learning rate, batch size, batch-norm/loss overrides, freeze → epochs of batches
+        each batch: compiled train step (NaN guard inside) → records every Plotting.record_frequency batches
+        every Plotting.plot_frequency batches and at each epoch end: plots, metrics flushed, checkpoint
+        each epoch end: validation in inference mode, epoch averages, throughput, early stopping
+    after the last stage: the model (.keras and MLflow's Keras flavour), physics metrics and figures on the
+    validation set.
+
+Metrics reach the store only up to the latest checkpoint before it is written (flush, then checkpoint), and a
+resumed run drops records the store already holds, so a run killed at any moment and resumed has every step
+exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from gravtrain.config import load_config, resolve_config
+from gravtrain.config.schema import Config
+from gravtrain.data import FeatureStats, load_event_sets
+from gravtrain.data.batching import HitBudgetBatcher
+from gravtrain.losses import ObjectCondensationLoss
+from gravtrain.model import build_model, model_summary
+from gravtrain.training import checkpoint as ckpt
+from gravtrain.training.figures import TrainingFigures
+from gravtrain.training.optimizer import make_optimizer
+from gravtrain.training.recorder import EpochAverages, MetricRecorder
+from gravtrain.training.run import RunContext, open_run
+from gravtrain.training.stages import (
+    apply_batch_norm_options,
+    apply_freeze,
+    batch_norm_layers,
+    batch_norm_options,
+    check_freeze_patterns,
+    loss_options,
+)
+from gravtrain.training.step import TrainingStep
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training met a non-finite loss term or gradient; the message names it, the step and the checkpoint."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: a checkpoint was written and the run marked KILLED; the message says how to resume."""
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns.
+
+    Attributes:
+        run_id: the MLflow run (None with tracking off).
+        run_dir: the run's checkpoint directory (``model.keras`` is saved there too).
+        model: the trained model.
+        metrics: the final validation losses and physics metrics by name.
+        stage_end_reasons: why each stage ended ("epochs", "early_stopping", "stop_below").
+        seconds: wall time of this call.
+        loop_seconds: wall time of the stages (batches, records, plots, checkpoints, validation).
+    """
+
+    run_id: str | None
+    run_dir: Path
+    model: keras.Model
+    metrics: dict[str, float] = field(default_factory=dict)
+    stage_end_reasons: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    loop_seconds: float = 0.0
+
+
+def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | None = None,
+          explicit: bool = False) -> TrainResult:
+    """Train a config end to end (module docstring).
+
+    Args:
+        config_or_path: a YAML path (its bytes are logged as the original config) or a ``Config``.
+        overrides: ``KEY=VALUE`` strings, as ``--set`` (only with a path).
+        tracking: log to MLflow; False trains with no run (``--no-tracking``).
+        resume: an MLflow run ID (or, with tracking off, a checkpoint directory) to continue from its latest
+            checkpoint.
+        explicit: refuse a config in which any key took its default.
+
+    Raises:
+        ConfigError: the config is wrong; nothing was trained.
+        ResumeError: the run cannot be resumed (unknown run, no checkpoint, a changed config).
+        NonFiniteLossError: training went non-finite; the run is FAILED and the last good checkpoint kept.
+        TrainingInterrupted: Ctrl-C; the run is KILLED after a checkpoint.
+    """
+    started = time.perf_counter()
+    config, config_path, config_bytes = _load(config_or_path, overrides, explicit)
+    keras.utils.set_random_seed(config.General.seed)
+    train_store, val_store = load_event_sets(config.Data)
+    stats = FeatureStats.from_store(train_store)
+    logger.info("%d training events (%d hits), %d validation events", train_store.n_events, train_store.n_hits,
+                val_store.n_events)
+    model = build_model(config, stats)
+    check_freeze_patterns(config, model)
+    optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
+    optimizer.build(model.trainable_variables)
+    loss = ObjectCondensationLoss(**loss_options(config, 0))
+
+    with open_run(config, config_path, config_bytes, tracking=tracking, resume=resume) as run:
+        progress = ckpt.Progress()
+        if run.resumed_from is not None:
+            progress = ckpt.restore_checkpoint(run.resumed_from, model, optimizer)
+            logger.info("resuming from %s: stage %d, epoch %d, step %d", run.resumed_from.name, progress.stage + 1,
+                        progress.epoch, progress.step)
+        else:
+            run.log_start(config, stats, model_summary(model))
+        trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store)
+        loop_started = time.perf_counter()
+        with _graceful_interrupt() as interrupt:
+            trainer.interrupt = interrupt
+            trainer.run_stages()
+        loop_seconds = time.perf_counter() - loop_started
+        metrics = trainer.finish()
+    return TrainResult(run_id=run.run_id, run_dir=run.run_dir, model=model, metrics=metrics,
+                       stage_end_reasons=list(progress.stage_end_reasons), seconds=time.perf_counter() - started,
+                       loop_seconds=loop_seconds)
+
+
+def _load(config_or_path, overrides, explicit) -> tuple[Config, Path | None, bytes | None]:
+    if isinstance(config_or_path, Config):
+        if overrides:
+            raise ValueError("overrides apply to a config file; change a Config object with Config.from_dict")
+        return config_or_path, None, None
+    path = Path(config_or_path)
+    config = resolve_config(path, list(overrides), explicit).config if explicit else load_config(path, overrides)
+    return config, path, path.read_bytes()
+
+
+@contextmanager
+def _graceful_interrupt():
+    """The first Ctrl-C sets a flag the loop checks after each batch; a second one interrupts at once."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        logger.warning("interrupt received: finishing this batch and writing a checkpoint (Ctrl-C again to abort)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _StagedTrainer:
+    """The state of one training call; ``run_stages`` is the loop of the module docstring."""
+
+    def __init__(self, config: Config, model, optimizer, loss, run: RunContext, progress: ckpt.Progress,
+                 train_store, val_store):
+        self.config, self.model, self.optimizer, self.loss, self.run = config, model, optimizer, loss, run
+        self.progress = progress
+        self.train_store, self.val_store = train_store, val_store
+        self.recorder = MetricRecorder(run.tracker, config.Plotting.record_frequency, run.logged_until)
+        self.figures = TrainingFigures(config, model, val_store)
+        self.step = TrainingStep(model, loss, optimizer)
+        self.interrupt = threading.Event()
+        self.last_val: dict[str, float] = {}
+        self.stage_marks: list[tuple[int, str]] = []
+
+    # ------------------------------------------------------------------ stages
+    def run_stages(self) -> None:
+        config, progress = self.config, self.progress
+        while progress.stage < len(config.Training):
+            index = progress.stage
+            fresh_start = progress.stage_epoch == 0 and progress.batch_in_epoch == 0
+            self._enter_stage(index, fresh_start)
+            reason = self._run_stage(index)
+            progress.stage_end_reasons.append(reason)
+            name = config.stage_name(index)
+            self.run.tracker.set_tags({f"gravtrain.stage_{index + 1}.end_reason": reason})
+            logger.info("stage %s ended (%s) after epoch %d, step %d", name, reason, progress.epoch, progress.step)
+            if index + 1 < len(config.Training):
+                progress.start_stage(index + 1)
+            else:
+                progress.stage, progress.finished = index + 1, True
+            self._commit(keep_as=f"stage-{index + 1}-end")
+
+    def _enter_stage(self, index: int, fresh_start: bool) -> None:
+        config, stage = self.config, self.config.Training[index]
+        name = config.stage_name(index)
+        self.optimizer.learning_rate.assign(stage.learning_rate)
+        apply_batch_norm_options(self.model, batch_norm_options(config, index),
+                                 reset_viscosity=fresh_start and stage.BatchNormOptions.viscosity is not None)
+        self.loss.set_options(**loss_options(config, index))
+        frozen = apply_freeze(self.model, stage.freeze)
+        self.step.compile()
+        self.run.tracker.set_tags({"gravtrain.stage": name})
+        self.stage_marks.append((self.progress.step, name))
+        logger.info("stage %d/%d %s: %d epoch(s), batch_size %d hits, learning_rate %g%s", index + 1,
+                    len(config.Training), name, stage.epochs, stage.batch_size, stage.learning_rate,
+                    f", frozen: {', '.join(frozen)}" if frozen else "")
+
+    def _run_stage(self, index: int) -> str:
+        stage, progress = self.config.Training[index], self.progress
+        batcher = HitBudgetBatcher(self.train_store, stage.batch_size, seed=self.config.General.seed, shuffle=True)
+        while progress.stage_epoch < stage.epochs:
+            stopped_below = self._train_epoch(index, batcher)
+            self._end_epoch(index)
+            if stopped_below:
+                return "stop_below"
+            early = stage.early_stopping
+            if early is not None and progress.epochs_without_improvement >= early.patience:
+                return "early_stopping"
+        return "epochs"
+
+    # ------------------------------------------------------------------ batches
+    def _train_epoch(self, index: int, batcher: HitBudgetBatcher) -> bool:
+        """Train the rest of the current epoch; True when stop_below ended the stage."""
+        config, progress, stage = self.config, self.progress, self.config.Training[index]
+        plan = batcher.plan(progress.epoch)
+        averages = EpochAverages(progress.epoch_averages)
+        title = f"epoch {progress.epoch + 1} (stage {config.stage_name(index)}, {progress.stage_epoch + 1}/" \
+                f"{stage.epochs})"
+        logger.info("%s", title)
+        bar = keras.utils.Progbar(plan.n_batches, stateful_metrics=["objective", "attractive", "repulsive", "beta",
+                                                                    "noise", "hits/s"], verbose=1)
+        bar.update(progress.batch_in_epoch)
+        tick = time.perf_counter()
+        for batch in batcher.dataset(progress.epoch, start_batch=progress.batch_in_epoch):
+            outputs = self.step.train_step(batch)
+            values = {name: float(value) for name, value in outputs.items()}
+            if values["finite"] < 0.5:
+                self._non_finite(values, index)
+            now = time.perf_counter()
+            progress.step += 1
+            progress.batch_in_epoch += 1
+            values.update(self._state_values(index))
+            averages.add(values, now - tick)
+            tick = now
+            self.recorder.add_batch(values, progress.step)
+            bar.update(progress.batch_in_epoch, values=[
+                ("objective", values["objective"]), ("attractive", values["loss/attractive"]),
+                ("repulsive", values["loss/repulsive"]), ("beta", values["loss/beta"]),
+                ("noise", values["loss/noise"]), ("hits/s", averages.hits_per_second)])
+            progress.epoch_averages = averages.state()
+            stopped_below = self._stop_below(stage, values["objective"])
+            if progress.step % config.Plotting.plot_frequency == 0 and progress.batch_in_epoch < plan.n_batches:
+                self._commit(plots=True)
+            if self.interrupt.is_set():
+                self._interrupted()
+            if stopped_below:
+                return True
+        return False
+
+    def _state_values(self, index: int) -> dict[str, float]:
+        layers = batch_norm_layers(self.model)
+        viscosity = float(np.mean([float(layer.viscosity) for layer in layers])) if layers else float("nan")
+        return {"lr": float(self.optimizer.learning_rate), "stage": float(index + 1), "viscosity": viscosity}
+
+    def _stop_below(self, stage, loss_value: float) -> bool:
+        if stage.stop_below is None:
+            return False
+        a = stage.stop_below.smoothing
+        previous = self.progress.smoothed_loss
+        smoothed = loss_value if previous is None else a * previous + (1.0 - a) * loss_value
+        self.progress.smoothed_loss = smoothed
+        return smoothed < stage.stop_below.value
+
+    # ------------------------------------------------------------------ epochs
+    def _end_epoch(self, index: int) -> None:
+        progress, stage = self.progress, self.config.Training[index]
+        averages = EpochAverages(progress.epoch_averages)
+        progress.epoch += 1
+        progress.stage_epoch += 1
+        progress.batch_in_epoch = 0
+        progress.epoch_averages = {}
+        validation = self.validate(stage.batch_size)
+        self.last_val = validation
+        epoch_metrics = {f"epoch/{name}": value for name, value in averages.means().items()}
+        epoch_metrics.update({f"val/{name}": value for name, value in validation.items()})
+        epoch_metrics["epoch/hits_per_second"] = averages.hits_per_second
+        epoch_metrics["epoch/seconds"] = averages.seconds
+        self.recorder.record(epoch_metrics, step=progress.epoch)
+        logger.info("epoch %d: objective %.4g, validation loss %.4g, %.0f hits/s", progress.epoch,
+                    epoch_metrics.get("epoch/objective", math.nan), validation.get("loss/total", math.nan),
+                    averages.hits_per_second)
+        early = stage.early_stopping
+        if early is not None:
+            val_loss = validation["loss/total"]
+            if progress.best_val_loss is None or val_loss < progress.best_val_loss - early.min_delta:
+                progress.best_val_loss, progress.epochs_without_improvement = val_loss, 0
+            else:
+                progress.epochs_without_improvement += 1
+        self._commit(plots=True)
+        if self.interrupt.is_set():
+            self._interrupted()
+
+    def validate(self, batch_size: int) -> dict[str, float]:
+        """Mean over the validation batches of each loss term, in inference mode. The regularisers act in
+        training only, so the validation ``objective`` equals ``loss/total``, which early stopping watches."""
+        budget = max(batch_size, int(self.val_store.event_sizes.max(initial=1)))
+        batcher = HitBudgetBatcher(self.val_store, budget, shuffle=False)
+        sums: dict[str, float] = {}
+        n_batches = 0
+        for batch in batcher.dataset(0):
+            for name, value in self.step.validate_step(batch).items():
+                if name != "hits":
+                    sums[name] = sums.get(name, 0.0) + float(value)
+            n_batches += 1
+        return {name: total / max(n_batches, 1) for name, total in sums.items()}
+
+    # ------------------------------------------------------------------ commits and stops
+    def _commit(self, *, plots: bool = False, keep_as: str | None = None) -> None:
+        """Plots (optional), then every record so far into the store, then the checkpoint."""
+        if plots:
+            self.figures.refresh(self.run.tracker, self.recorder, self.stage_marks, self.progress)
+        self.run.tracker.flush(wait=True)
+        ckpt.save_checkpoint(self.run.run_dir, self.model, self.optimizer, self.progress, keep_as=keep_as)
+
+    def _non_finite(self, values: dict[str, float], index: int) -> None:
+        bad = sorted(name for name, value in values.items() if not math.isfinite(value))
+        what = ", ".join(bad) if bad else "a gradient (every loss term was finite)"
+        step = self.progress.step + 1
+        latest = ckpt.latest_checkpoint(self.run.run_dir)
+        self.run.tracker.set_tags({"gravtrain.stop_reason": "non_finite", "gravtrain.non_finite_terms": what,
+                                   "gravtrain.non_finite_step": str(step)})
+        self.run.tracker.flush(wait=True)
+        raise NonFiniteLossError(
+            f"non-finite {what} at step {step} (stage {self.config.stage_name(index)}, epoch "
+            f"{self.progress.epoch + 1}); the weights were not updated with it. The last good checkpoint is "
+            f"{latest if latest else '(none yet)'}. Lower the learning rate or check the data, then resume with "
+            f"{self.run.resume_hint}.")
+
+    def _interrupted(self) -> None:
+        self._commit()
+        raise TrainingInterrupted(f"interrupted at step {self.progress.step} (epoch {self.progress.epoch + 1}); "
+                                  f"checkpoint written. Resume with {self.run.resume_hint}.")
+
+    # ------------------------------------------------------------------ end
+    def finish(self) -> dict[str, float]:
+        """Save and log the model, evaluate it on the validation set, log the physics metrics and figures."""
+        from gravtrain.evaluation import evaluate_model
+
+        metrics = {f"val/{name}": value for name, value in self.last_val.items()}
+        result = evaluate_model(self.model, self.val_store, self.config.Evaluation)
+        physics = {f"physics/{name}": value for name, value in result.metrics.to_dict().items()}
+        self.recorder.record(physics, step=self.progress.epoch)
+        metrics.update(physics)
+        for name, figure in result.figures.items():
+            self.run.tracker.log_figure(figure, f"evaluation/{name}.png")
+        self.run.log_model(self.model)
+        logger.info("validation: efficiency %.3f, fake rate %.3f, response %.3f, resolution %.3f",
+                    result.metrics.efficiency, result.metrics.fake_rate, result.metrics.response,
+                    result.metrics.resolution)
+        return metrics

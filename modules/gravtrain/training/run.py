@@ -1,0 +1,139 @@
+"""The run around a training: the MLflow run (or none), the checkpoint directory, what is logged at the start
+and the end, and the run's status when training stops for any reason.
+
+- Start: params (every key of the resolved config, flattened, in batches), tags (provenance, the description
+  as ``mlflow.note.content``, ``Tracking.tags``), artifacts (the original YAML byte for byte, the resolved
+  config, the model summary, the feature statistics).
+- End: the model as ``model.keras`` in the run directory and as an MLflow Keras-flavour model under ``model``;
+  the status FINISHED, KILLED (Ctrl-C) or FAILED (with the error as the tag ``gravtrain.error``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from gravtrain import __version__
+from gravtrain.config import resolved_yaml
+from gravtrain.config.schema import Config
+from gravtrain.training.checkpoint import latest_checkpoint
+from gravtrain.tracking import (
+    MlflowTracker,
+    NullTracker,
+    TrackingError,
+    configure_mlflow,
+    flatten_params,
+    provenance_tags,
+    resolve_tracking_uri,
+)
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+MODEL_ARTIFACT = "model"
+
+
+class ResumeError(Exception):
+    """A run that cannot be resumed (unknown run ID, no checkpoint, a changed config); the message says why."""
+
+
+@dataclass
+class RunContext:
+    """One training call's run: where records and checkpoints go.
+
+    Attributes:
+        tracker: the MLflow tracker, or a ``NullTracker`` with tracking off.
+        run_id: the MLflow run ID (None with tracking off).
+        run_dir: the checkpoint directory of the run.
+        resumed_from: the checkpoint a resumed run starts from (None for a new run).
+        logged_until: per metric, the last step the store already holds (resume), so none is logged twice.
+        resume_hint: the command line that resumes this run.
+    """
+
+    tracker: object
+    run_id: str | None
+    run_dir: Path
+    resumed_from: Path | None = None
+    logged_until: dict[str, int] = field(default_factory=dict)
+    resume_hint: str = ""
+
+    def log_start(self, config: Config, feature_stats, summary: str) -> None:
+        """Params, tags and the start artifacts of a new run (module docstring)."""
+        self.tracker.log_params(flatten_params(config.to_dict()))
+        self.tracker.log_text(resolved_yaml(config), "config/resolved.yaml")
+        self.tracker.log_text(summary, "model_info/summary.txt")
+        self.tracker.log_dict(feature_stats.to_dict(), "model_info/feature_stats.json")
+        self.tracker.flush(wait=True)
+
+    def log_model(self, model: keras.Model) -> None:
+        """Save ``model.keras`` in the run directory and log the model with MLflow's Keras flavour."""
+        path = self.run_dir / MODEL_FILE
+        model.save(path)
+        if self.run_id is None:
+            return
+        import mlflow.keras
+        from importlib.metadata import version
+
+        with tempfile.TemporaryDirectory() as scratch:
+            local = Path(scratch) / MODEL_ARTIFACT
+            # Explicit requirements: MLflow would otherwise infer them by loading the model in a subprocess.
+            requirements = [f"{name}=={version(name)}" for name in ("tensorflow", "keras")] + [
+                f"gravtrain=={__version__}"]
+            mlflow.keras.save_model(model, str(local), pip_requirements=requirements)
+            self.tracker.log_artifacts(local, MODEL_ARTIFACT)
+
+
+@contextmanager
+def open_run(config: Config, config_path: Path | None, config_bytes: bytes | None, *, tracking: bool,
+             resume: str | None):
+    """The run of a training call as a context: yields a :class:`RunContext`; sets the final status on exit."""
+    checkpoint_root = Path(config.Tracking.checkpoint_dir)
+    config_arg = str(config_path) if config_path is not None else "CONFIG"
+    if tracking:
+        uri = resolve_tracking_uri(config.Tracking)
+        configure_mlflow(uri)
+        try:
+            tracker = MlflowTracker.start(
+                tracking_uri=uri, experiment=config.Tracking.experiment or config.General.experiment,
+                run_name=config.Tracking.run_name or config.General.name, resume_run_id=resume,
+                description=config.General.description_string or None)
+        except TrackingError as exc:
+            raise ResumeError(str(exc)) from None
+        run_dir = checkpoint_root / tracker.run_id
+        hint = f"`gravtrain train {config_arg} --resume {tracker.run_id}`"
+    else:
+        tracker = NullTracker()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(resume) if resume else checkpoint_root / f"{_safe(config.General.name)}-{stamp}"
+        hint = f"`gravtrain train {config_arg} --no-tracking --resume {run_dir}`"
+
+    context = RunContext(tracker=tracker, run_id=tracker.run_id, run_dir=run_dir, resume_hint=hint)
+    with tracker:
+        if resume:
+            context.resumed_from = latest_checkpoint(run_dir)
+            if context.resumed_from is None:
+                raise ResumeError(f"run {resume} has no checkpoint in {run_dir}; was it trained from this directory "
+                                  f"with Tracking.checkpoint_dir '{config.Tracking.checkpoint_dir}'?")
+            try:
+                tracker.log_params(flatten_params(config.to_dict()))  # refuses a changed config
+            except TrackingError as exc:
+                raise ResumeError(f"cannot resume {resume} with a different config: {exc}") from None
+            context.logged_until = tracker.last_steps()
+        else:
+            tags = provenance_tags(config_path, config_bytes)
+            tags.update(dict(config.Tracking.tags))
+            tracker.set_tags(tags)
+            if config_bytes is not None:
+                tracker.log_bytes(config_bytes, f"config/{config_path.name if config_path else 'config.yaml'}")
+        logger.info("run %s; checkpoints in %s", tracker.run_id or "(no tracking)", run_dir)
+        yield context
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in name) or "run"

@@ -1,0 +1,113 @@
+"""The compiled train and validation steps: one ``tf.function`` each per stage, traced once for every batch shape.
+
+For a batch, with the model's outputs p, the truth t and the losses the layers added (regularisers, learned
+batch norm, kernel regularisers)::
+
+    objective = L_oc(p, t, row_splits) + sum(model.losses)
+
+The train step computes the gradient of the objective with respect to the trainable weights and applies it
+only when the objective, every reported term and every gradient are finite (the NaN guard); otherwise it
+leaves the weights and the optimizer untouched and reports ``finite = 0`` so the loop can stop with the
+name of the term that went bad. The batch-norm state that the forward pass already moved is restored too.
+
+Metrics returned per batch: ``objective`` (what is minimised), ``loss/total`` and ``loss/<term>`` of the
+condensation loss (a metric cannot be called ``loss`` too: MLflow's file store keeps ``loss/<term>`` in a
+directory of that name),
+``regularizer/<layer>`` of each space regulariser, ``model_losses`` (sum of the layers' added losses),
+``grad_norm`` (global norm before clipping), ``finite`` (1 or 0) and ``hits``.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from gravtrain.data.batching import batch_element_spec
+from gravtrain.losses import ObjectCondensationLoss
+from gravtrain.model import regularizer_values
+
+MODEL_INPUTS = ("features", "row_splits")
+
+
+def _dense_gradient(gradient, variable):
+    """Sparse gradients (``tf.IndexedSlices`` from gathers) as dense tensors, None as zeros."""
+    if gradient is None:
+        return tf.zeros_like(variable)
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.convert_to_tensor(gradient)
+    return gradient
+
+
+class TrainingStep:
+    """Builds and holds the compiled steps of one stage (frozen layers change the trainable set: new stage, new
+    trace; within a stage every batch uses the same trace).
+
+    Args:
+        model: the gravtrain model.
+        loss: the condensation loss, with its options as variables (``set_options`` between stages).
+        optimizer: a Keras optimizer built for all of the model's trainable weights.
+    """
+
+    def __init__(self, model: keras.Model, loss: ObjectCondensationLoss, optimizer: keras.optimizers.Optimizer):
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.trace_count = {"train": 0, "validate": 0}
+        self._state_variables = [v for v in model.non_trainable_variables]
+        self.train_step = self.validate_step = None
+        self.compile()
+
+    def compile(self) -> None:
+        """(Re)build the step functions for the current trainable set; call after freezing layers."""
+        spec = batch_element_spec()
+        trainable = list(self.model.trainable_variables)
+        state = self._state_variables
+
+        def forward(batch, training):
+            inputs = {name: batch[name] for name in MODEL_INPUTS}
+            predictions = self.model(inputs, training=training)
+            truth = {name: value for name, value in batch.items() if name not in MODEL_INPUTS}
+            oc_loss, metrics = self.loss(predictions, truth, batch["row_splits"])
+            added = tf.add_n([tf.cast(x, oc_loss.dtype) for x in self.model.losses]) if training and \
+                self.model.losses else tf.zeros((), oc_loss.dtype)
+            metrics = dict(metrics)
+            metrics.update({name: tf.cast(value, oc_loss.dtype) for name, value in regularizer_values(self.model).items()})
+            metrics["model_losses"] = added
+            metrics["hits"] = tf.cast(tf.shape(batch["features"])[0], oc_loss.dtype)
+            return oc_loss + added, metrics
+
+        @tf.function(input_signature=[spec])
+        def train_step(batch):
+            self.trace_count["train"] += 1
+            saved_state = [tf.identity(v) for v in state]
+            with tf.GradientTape() as tape:
+                objective, metrics = forward(batch, training=True)
+            gradients = [_dense_gradient(g, v) for g, v in zip(tape.gradient(objective, trainable), trainable)]
+            grad_norm = tf.linalg.global_norm(gradients) if gradients else tf.zeros(())
+            values_finite = tf.reduce_all([tf.math.is_finite(tf.cast(v, tf.float32)) for v in metrics.values()])
+            finite = tf.logical_and(tf.logical_and(tf.math.is_finite(objective), values_finite),
+                                    tf.math.is_finite(grad_norm))
+
+            def apply():
+                self.optimizer.apply(gradients, trainable)
+                return tf.constant(True)
+
+            def restore():
+                for variable, value in zip(state, saved_state):
+                    variable.assign(value)
+                return tf.constant(False)
+
+            tf.cond(finite, apply, restore)
+            metrics["objective"] = objective
+            metrics["grad_norm"] = tf.cast(grad_norm, objective.dtype)
+            metrics["finite"] = tf.cast(finite, objective.dtype)
+            return metrics
+
+        @tf.function(input_signature=[spec])
+        def validate_step(batch):
+            self.trace_count["validate"] += 1
+            objective, metrics = forward(batch, training=False)
+            metrics["objective"] = objective
+            return metrics
+
+        self.train_step, self.validate_step = train_step, validate_step

@@ -1,0 +1,167 @@
+"""``gravtrain ui``: the server command line and environment, Ctrl-C handling, and one real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+
+import pytest
+
+from gravtrain.tracking import MlflowTracker, serve_ui, ui_command_line, ui_environment
+from gravtrain.tracking import ui as ui_module
+from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV
+from gravtrain.tracking.ui import ui_url
+
+
+def test_command_line(clean_environment):
+    store = (clean_environment / "mlruns").resolve().as_uri()
+    assert ui_command_line() == [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+                                 "--host", "127.0.0.1", "--port", "5000"]
+    assert ui_command_line("sqlite:///mlflow.db", host="0.0.0.0", port=8080)[3:] == [
+        "server", "--backend-store-uri", "sqlite:///mlflow.db", "--host", "0.0.0.0", "--port", "8080"]
+
+
+def test_environment(clean_environment, monkeypatch):
+    monkeypatch.setenv("GRAVTRAIN_TEST_MARKER", "kept")
+    environment = ui_environment()
+    assert environment[ALLOW_FILE_STORE_ENV] == "true" and environment["GRAVTRAIN_TEST_MARKER"] == "kept"
+    assert ALLOW_FILE_STORE_ENV not in os.environ  # only the server's environment
+    assert ALLOW_FILE_STORE_ENV not in ui_environment("sqlite:///mlflow.db")
+    monkeypatch.setenv(ALLOW_FILE_STORE_ENV, "1")
+    assert ui_environment()[ALLOW_FILE_STORE_ENV] == "1"
+
+
+def test_url():
+    assert ui_url("127.0.0.1", 5000) == "http://127.0.0.1:5000" and ui_url("::1", 80) == "http://[::1]:80"
+
+
+class FakeServer:
+    """Stands in for the ``mlflow server`` process: ``wait`` raises Ctrl-C first when asked to."""
+
+    def __init__(self, interrupted: bool, code: int = 0):
+        self.pid = 4242424
+        self.interrupted = interrupted
+        self.code = code
+        self.signals: list = []
+        self.done = False
+
+    def wait(self, timeout=None):
+        if self.interrupted and not self.signals:
+            raise KeyboardInterrupt
+        self.done = True
+        return self.code
+
+    def poll(self):
+        return self.code if self.done else None
+
+
+@pytest.fixture
+def fake_server(monkeypatch, clean_environment):
+    started = {}
+
+    def launch(server):
+        def popen(command, env, start_new_session):
+            started.update(command=command, env=env)
+            return server
+
+        monkeypatch.setattr(ui_module.subprocess, "Popen", popen)
+        monkeypatch.setattr(ui_module.os, "killpg", lambda pid, number: server.signals.append(number))
+        monkeypatch.setattr(ui_module.os, "name", "posix")
+        return started
+
+    return launch
+
+
+def test_ctrl_c_stops_the_server_and_returns_0(fake_server, caplog):
+    server = FakeServer(interrupted=True)
+    started = fake_server(server)
+    with caplog.at_level("INFO", logger="gravtrain.tracking.ui"):
+        assert serve_ui(port=5123) == 0
+    assert server.signals == [signal.SIGINT] and started["env"][ALLOW_FILE_STORE_ENV] == "true"
+    assert "browse http://127.0.0.1:5123" in caplog.text
+
+
+def test_the_servers_exit_code_is_returned(fake_server, caplog):
+    fake_server(FakeServer(interrupted=False, code=1))
+    assert serve_ui(port=5124) == 1
+    assert "exit code 1" in caplog.text
+
+
+def test_an_http_store_is_refused(fake_server, caplog):
+    started = fake_server(FakeServer(interrupted=False))
+    assert serve_ui("http://127.0.0.1:5000") == 2
+    assert started == {} and "tracking server already" in caplog.text
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+@pytest.mark.slow
+def test_serve_ui_runs_a_real_server_and_stops_on_ctrl_c(store, tmp_path):
+    with MlflowTracker.start(tracking_uri=store, experiment="ui-check", run_name="r") as tracker:
+        tracker.log_text("visible in the UI", "notes.txt")
+    port = free_port()
+    script = textwrap.dedent(f"""
+        import logging, signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+        logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
+        logging.getLogger("gravtrain.tracking.ui").setLevel(logging.DEBUG)
+        from gravtrain.tracking.ui import serve_ui
+        sys.exit(serve_ui("mlruns", host="127.0.0.1", port={port}))
+        """)
+    environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV)}
+    log_path = tmp_path / "ui.log"
+    with open(log_path, "w") as log:
+        wrapper = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=environment, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline, answer = time.monotonic() + 60, None
+        while answer is None and time.monotonic() < deadline and wrapper.poll() is None:
+            try:
+                answer = post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
+            except OSError:
+                time.sleep(0.5)
+        assert answer is not None, log_path.read_text()[-3000:]
+        assert "ui-check" in [e["name"] for e in answer["experiments"]]
+        artifact = f"{base}/get-artifact?path=notes.txt&run_uuid={tracker.run_id}"
+        with urllib.request.urlopen(artifact, timeout=5) as response:
+            assert response.read() == b"visible in the UI"
+
+        wrapper.send_signal(signal.SIGINT)  # Ctrl-C
+        assert wrapper.wait(timeout=40) == 0, log_path.read_text()[-3000:]
+        with pytest.raises(OSError):
+            post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
+        assert f"browse {base}" in log_path.read_text()
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+            wrapper.wait()
+        _kill_server_left_behind(log_path.read_text())
+
+
+def _kill_server_left_behind(log: str) -> None:
+    """Kill the server's process group (its id is in serve_ui's debug line) if the test left it running."""
+    for line in log.splitlines():
+        if "mlflow server started as process" in line:
+            pid = int(line.split("process ", 1)[1].split(":", 1)[0])
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass

@@ -1,0 +1,267 @@
+"""Training end to end into a temporary MLflow store, checked with MLflow's own client: params, metrics,
+artifacts, the model, the REST API of a real `mlflow server`, resume after SIGKILL, the NaN guard, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = {
+    "General": {"name": "tiny", "seed": 5, "description-string": "end-to-end test"},
+    "Data": {"toy": {"n_train_events": 24, "n_val_events": 6, "n_particles": [1, 3], "noise_hits": 20,
+                     "energy_range": [2.0, 30.0]}},
+    "Architecture": {"gravnet": [{"n": 6, "n_filters": 16, "n_propagate": 8}], "message_passing": [{"n": 8}],
+                     "dense_pre_gravnet": [{"n": 16}], "dense_post_message_passing": [{"n": 16}],
+                     "dense_final": [{"n": 16}], "n_embedding": 8},
+    "Training": [{"name": "first", "epochs": 1, "batch_size": 3000, "learning_rate": 1e-3},
+                 {"name": "second", "epochs": 1, "batch_size": 5000, "learning_rate": 1e-4,
+                  "LossOptions": {"q_min": 0.5}}],
+    "Plotting": {"record_frequency": 1, "plot_frequency": 4},
+}
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(directory: Path, **changes) -> Path:
+    config = json.loads(json.dumps(TINY))
+    for path, value in changes.items():
+        node = config
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[int(last) if last.isdigit() else last] = value
+    path = directory / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def client_for(directory: Path):
+    from mlflow import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MlflowClient(tracking_uri=(directory / "mlruns").resolve().as_uri())
+
+
+def metric_steps(client, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def train_command(config: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO / "config_trainer.py"), str(config), *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One training run of TINY in a temporary directory, in this process (through ``gravtrain.train``)."""
+    import gravtrain
+
+    directory = tmp_path_factory.mktemp("run")
+    config = write_config(directory)
+    previous = Path.cwd()
+    os.chdir(directory)
+    try:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        result = gravtrain.train(config)
+    finally:
+        os.chdir(previous)
+    return directory, config, result
+
+
+def test_every_config_key_is_a_param(trained):
+    from gravtrain.config import load_config
+    from gravtrain.tracking import flatten_params
+
+    directory, config, result = trained
+    run = client_for(directory).get_run(result.run_id)
+    expected = flatten_params(load_config(config).to_dict())
+    assert run.data.params == expected
+    assert run.data.params["Training.0.learning_rate"] == "0.001"
+    assert run.data.params["Training.1.learning_rate"] == "0.0001"
+    assert run.data.params["Training.1.LossOptions.q_min"] == "0.5"
+    assert run.data.params["General.seed"] == "5"
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags["mlflow.note.content"] == "end-to-end test"
+    assert tags["gravtrain.stage"] == "second" and tags["gravtrain.stage_1.end_reason"] == "epochs"
+    assert len(tags["gravtrain.config_sha256"]) == 64
+
+
+def test_metrics_steps_and_the_learning_rate_switch(trained):
+    directory, _, result = trained
+    client = client_for(directory)
+    stage_metric = {m.step: m.value for m in client.get_metric_history(result.run_id, "stage")}
+    lr = {m.step: m.value for m in client.get_metric_history(result.run_id, "lr")}
+    steps = sorted(lr)
+    assert steps == list(range(1, len(steps) + 1))  # record_frequency 1: every step, once
+    first_of_stage_two = min(step for step, stage in stage_metric.items() if stage == 2.0)
+    assert all(lr[s] == pytest.approx(1e-3) for s in steps if s < first_of_stage_two)
+    assert all(lr[s] == pytest.approx(1e-4) for s in steps if s >= first_of_stage_two)
+    for key in ("objective", "loss/attractive", "loss/repulsive", "loss/beta", "loss/noise", "viscosity",
+                "regularizer/gravnet_space_regularizer_0"):
+        assert metric_steps(client, result.run_id, key) == steps, key
+    assert metric_steps(client, result.run_id, "val/loss/total") == [1, 2]
+    assert metric_steps(client, result.run_id, "epoch/hits_per_second") == [1, 2]
+    physics = client.get_run(result.run_id).data.metrics
+    assert {"physics/efficiency", "physics/fake_rate", "physics/response"} <= set(physics)
+
+
+def test_artifacts_and_the_model_round_trip(trained):
+    import mlflow.keras
+
+    directory, config, result = trained
+    client = client_for(directory)
+    names = {a.path for folder in ("", "config", "plots", "evaluation", "model_info", "model")
+             for a in client.list_artifacts(result.run_id, folder or None)}
+    assert {"config/tiny.yaml", "config/resolved.yaml", "plots/loss_terms.png", "plots/schedule.png",
+            "plots/space_cluster.png", "evaluation/efficiency_response.png", "model_info/summary.txt",
+            "model/MLmodel"} <= names
+    original = client.download_artifacts(result.run_id, "config/tiny.yaml", str(directory / "download"))
+    assert Path(original).read_bytes() == config.read_bytes()
+
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    loaded = mlflow.keras.load_model(f"{(directory / 'mlruns').resolve().as_uri()}/"
+                                     f"{client.get_run(result.run_id).info.experiment_id}/{result.run_id}/"
+                                     "artifacts/model")
+    from gravtrain.data import simulate_events
+
+    events = simulate_events(2, n_particles=(1, 2), noise_hits=5, seed=3)
+    batch = {"features": events.features, "row_splits": events.row_splits.astype(np.int32)}
+    expected, actual = result.model(batch, training=False), loaded(batch, training=False)
+    for name in expected:
+        np.testing.assert_array_equal(expected[name].numpy(), actual[name].numpy(), err_msg=name)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_mlflow_server_serves_the_params_over_rest(trained):
+    from gravtrain.tracking import ui_command_line, ui_environment
+
+    directory, _, result = trained
+    port = free_port()
+    server = subprocess.Popen(ui_command_line(str(directory / "mlruns"), port=port), cwd=directory,
+                              env=ui_environment(str(directory / "mlruns")), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={result.run_id}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    payload = json.load(response)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(1)
+        params = {p["key"]: p["value"] for p in payload["run"]["data"]["params"]}
+        assert params["Training.1.learning_rate"] == "0.0001"
+        assert params["Architecture.gravnet.0.n"] == "6"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_resume_after_sigkill_logs_every_step_once(tmp_path):
+    config = write_config(tmp_path, **{"Training.0.epochs": 3, "Plotting.plot_frequency": 2})
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(train_command(config), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    checkpoints = tmp_path / "checkpoints"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:  # kill once a mid-run checkpoint exists
+        found = list(checkpoints.glob("*/latest"))
+        if found:
+            progress = json.loads((found[0].parent / found[0].read_text().strip() / "progress.json").read_text())
+            if progress["step"] >= 6:
+                break
+        time.sleep(0.2)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    run_id = found[0].parent.name
+
+    resumed = subprocess.run(train_command(config, "--resume", run_id), cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    client = client_for(tmp_path)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    for key in ("objective", "lr", "loss/attractive"):
+        steps = metric_steps(client, run_id, key)
+        assert steps == list(range(1, steps[-1] + 1)), (key, steps)  # contiguous and unique
+    assert metric_steps(client, run_id, "val/loss/total") == [1, 2, 3, 4]  # 3 + 1 epochs
+    final = json.loads((tmp_path / "checkpoints" / run_id / "stage-2-end" / "progress.json").read_text())
+    assert final["epoch"] == 4 and final["finished"]
+
+
+def test_nan_guard_stops_with_failed_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    import gravtrain
+    from gravtrain.training import NonFiniteLossError, latest_checkpoint
+    from gravtrain.training import step as step_module
+
+    original = step_module.regularizer_values
+    calls = tf.Variable(0)
+
+    def poisoned(model):  # from the 7th traced call on, one regulariser reads NaN
+        values = dict(original(model))
+        name = next(iter(values))
+        calls.assign_add(1)
+        values[name] = tf.where(calls > 6, tf.constant(np.nan, values[name].dtype), values[name])
+        return values
+
+    monkeypatch.setattr(step_module, "regularizer_values", poisoned)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = write_config(tmp_path, **{"Plotting.plot_frequency": 2})
+    with pytest.raises(NonFiniteLossError, match="regularizer/gravnet_space_regularizer_0") as info:
+        gravtrain.train(config)
+    assert "last good checkpoint" in str(info.value)
+    run_dir = next((tmp_path / "checkpoints").iterdir())
+    checkpoint = latest_checkpoint(run_dir)
+    assert checkpoint is not None
+    progress = json.loads((checkpoint / "progress.json").read_text())
+    assert progress["step"] <= 6
+    run = client_for(tmp_path).get_run(run_dir.name)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["gravtrain.stop_reason"] == "non_finite"
+    assert "NonFiniteLossError" in run.data.tags["gravtrain.error"]
+
+
+def test_ctrl_c_writes_a_checkpoint_and_ends_the_run_killed(tmp_path):
+    config = write_config(tmp_path, **{"Training.0.epochs": 50})
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(train_command(config), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list((tmp_path / "checkpoints").glob("*/latest")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr and "Traceback" not in stderr
+    run_dir = next((tmp_path / "checkpoints").iterdir())
+    run = client_for(tmp_path).get_run(run_dir.name)
+    assert run.info.status == "KILLED"
+    progress = json.loads((run_dir / (run_dir / "latest").read_text().strip() / "progress.json").read_text())
+    assert progress["step"] >= 1 and not progress["finished"]
