@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from gravtrain.config import ConfigError, load_config
 from gravtrain.data import FeatureStats, batch_element_spec
+from gravtrain.data.names import FEATURE_INDEX
 from gravtrain.layers import HEAD_NAMES, N_PID_CLASSES
 from gravtrain.model import build_model, model_summary
 from tests.model.conftest import small_config
@@ -74,7 +75,13 @@ def test_forward_outputs_and_stored_statistics(toy_stats, toy_batch):
     restored = FeatureStats.from_dict({**conditioning, "std": conditioning["scale"], "n_hits": 1})
     np.testing.assert_allclose(restored.mean, toy_stats.mean)
     np.testing.assert_allclose(restored.std, toy_stats.scale)
+    np.testing.assert_array_equal(restored.asinh_scale, toy_stats.asinh_scale)
+    assert restored.asinh_scale[FEATURE_INDEX["energy"]] > 0
     assert tuple(conditioning["names"]) == toy_stats.names
+    # The layer conditions as FeatureStats.standardise does in NumPy (asinh of the energy, then standardise).
+    probe = keras.Model(model.inputs, model.get_layer("input_conditioning").output)
+    np.testing.assert_allclose(probe(toy_batch).numpy(), toy_stats.standardise(toy_batch["features"]), rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_events_never_mix(toy_stats, toy_batch):

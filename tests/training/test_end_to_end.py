@@ -130,6 +130,10 @@ def test_artifacts_and_the_model_round_trip(trained):
             "model/MLmodel"} <= names
     original = client.download_artifacts(result.run_id, "config/tiny.yaml", str(directory / "download"))
     assert Path(original).read_bytes() == config.read_bytes()
+    mlmodel = yaml.safe_load(Path(client.download_artifacts(result.run_id, "model/MLmodel",
+                                                             str(directory / "download"))).read_text())
+    inputs = {spec["name"]: spec for spec in json.loads(mlmodel["signature"]["inputs"])}
+    assert inputs["features"]["tensor-spec"]["shape"] == [-1, 10] and inputs["row_splits"]["tensor-spec"]["shape"] == [-1]
 
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
     loaded = mlflow.keras.load_model(f"{(directory / 'mlruns').resolve().as_uri()}/"
@@ -265,3 +269,33 @@ def test_ctrl_c_writes_a_checkpoint_and_ends_the_run_killed(tmp_path):
     assert run.info.status == "KILLED"
     progress = json.loads((run_dir / (run_dir / "latest").read_text().strip() / "progress.json").read_text())
     assert progress["step"] >= 1 and not progress["finished"]
+
+
+def _train_untracked(directory: Path, config: Path):
+    import gravtrain
+
+    previous = Path.cwd()
+    os.chdir(directory)
+    try:
+        return gravtrain.train(config, tracking=False)
+    finally:
+        os.chdir(previous)
+
+
+def test_the_same_seed_gives_the_same_loss_curve(tmp_path):
+    """General.seed fixes the run on CPU: two trainings give bit-identical loss curves and weights; another
+    seed gives another curve (so the comparison can fail)."""
+    config = write_config(tmp_path)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    first, second = _train_untracked(tmp_path / "a", config), _train_untracked(tmp_path / "b", config)
+    other = _train_untracked(tmp_path, write_config(tmp_path, **{"General.seed": 6}))
+
+    compared = [name for name in first.curves if name == "objective" or name.startswith(("loss/", "val/"))
+                or name in ("grad_norm", "viscosity")]
+    assert "objective" in compared and "val/loss/total" in compared
+    for name in compared:
+        assert first.curves[name] == second.curves[name], name
+    for a, b in zip(first.model.weights, second.model.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    assert other.curves["objective"][1] != first.curves["objective"][1]

@@ -2,7 +2,7 @@
 
 The network, for ``features`` (V, F) and ``row_splits`` (E+1,) of a batch, follows the field's config trainer::
 
-    z      = standardise(features)                                   input_conditioning
+    z      = standardise(asinh-compress(features))                   input_conditioning
     c      = z[:, (x, y, z)][:, :C]  ++  Dense(C-3)(z) if C > 3      cluster_space_seed, cluster_space_seed_projection
     h      = BN(embed_hit_or_track(z, is_track))                     hit_track_embedding, batch_norm_embedding
     for each GravNet iteration i (Architecture.gravnet[i]):
@@ -58,10 +58,12 @@ INPUT_NAMES = ("features", "row_splits")
 
 
 class FeatureStatsLike(Protocol):
-    """What the builder reads of ``gravtrain.data.FeatureStats``: column names, means and scales."""
+    """What the builder reads of ``gravtrain.data.FeatureStats``: column names, means, scales and the
+    asinh reference scales of the compressed columns."""
 
     names: Sequence[str]
     mean: np.ndarray
+    asinh_scale: np.ndarray
 
     @property
     def scale(self) -> np.ndarray: ...
@@ -108,6 +110,7 @@ class _ModelCompiler:
         self.names = list(feature_stats.names)
         self.mean = np.asarray(feature_stats.mean, dtype=np.float64)
         self.scale = np.asarray(feature_stats.scale, dtype=np.float64)
+        self.asinh_scale = np.asarray(feature_stats.asinh_scale, dtype=np.float64)
         batch_norm = config.BatchNormOptions
         self.batch_norm_options = dict(
             viscosity=batch_norm.viscosity, fluidity_decay=batch_norm.fluidity_decay,
@@ -120,7 +123,8 @@ class _ModelCompiler:
         row_splits = keras.Input(shape=(), dtype="int32", name="row_splits")
         position_columns = [self.names.index(name) for name in POSITION_FEATURES]
 
-        standardised = FeatureStandardisation(self.names, self.mean, self.scale, name="input_conditioning")(features)
+        standardised = FeatureStandardisation(self.names, self.mean, self.scale, self.asinh_scale,
+                                              name="input_conditioning")(features)
         positions = FeatureColumns(position_columns, name="hit_positions")(features)
         is_track = FeatureColumns([self.names.index(TRACK_FLAG_FEATURE)], name="track_flag")(features)
         seed = self._cluster_space_seed(standardised, position_columns)

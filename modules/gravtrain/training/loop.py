@@ -69,6 +69,8 @@ class TrainResult:
         model: the trained model.
         metrics: the final validation losses and physics metrics by name.
         stage_end_reasons: why each stage ended ("epochs", "early_stopping", "stop_below").
+        curves: every metric recorded by this call, as name -> (steps, values), e.g. ``curves["objective"]``
+            (the same records the tracker got; a resumed call holds only what it recorded itself).
         seconds: wall time of this call.
         loop_seconds: wall time of the stages (batches, records, plots, checkpoints, validation).
     """
@@ -78,6 +80,7 @@ class TrainResult:
     model: keras.Model
     metrics: dict[str, float] = field(default_factory=dict)
     stage_end_reasons: list[str] = field(default_factory=list)
+    curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     seconds: float = 0.0
     loop_seconds: float = 0.0
 
@@ -129,7 +132,10 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
         loop_seconds = time.perf_counter() - loop_started
         metrics = trainer.finish()
     return TrainResult(run_id=run.run_id, run_dir=run.run_dir, model=model, metrics=metrics,
-                       stage_end_reasons=list(progress.stage_end_reasons), seconds=time.perf_counter() - started,
+                       stage_end_reasons=list(progress.stage_end_reasons),
+                       curves={name: (list(steps), list(values)) for name, (steps, values) in
+                               trainer.recorder.curves.items()},
+                       seconds=time.perf_counter() - started,
                        loop_seconds=loop_seconds)
 
 

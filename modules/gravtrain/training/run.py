@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from gravtrain import __version__
 from gravtrain.config import resolved_yaml
@@ -85,8 +86,23 @@ class RunContext:
             # Explicit requirements: MLflow would otherwise infer them by loading the model in a subprocess.
             requirements = [f"{name}=={version(name)}" for name in ("tensorflow", "keras")] + [
                 f"gravtrain=={__version__}"]
-            mlflow.keras.save_model(model, str(local), pip_requirements=requirements)
+            mlflow.keras.save_model(model, str(local), pip_requirements=requirements, signature=model_signature(model))
             self.tracker.log_artifacts(local, MODEL_ARTIFACT)
+
+
+def model_signature(model: keras.Model):
+    """MLflow's tensor signature of a gravtrain model: inputs ``features`` (V, F) float32 and ``row_splits``
+    (E+1,) int32, outputs the condensation heads by name; -1 marks the ragged (hit or event) axis."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    def spec(name, tensor):
+        return TensorSpec(np.dtype(tensor.dtype), tuple(-1 if size is None else int(size) for size in tensor.shape),
+                          name)
+
+    outputs = model.output if isinstance(model.output, dict) else dict(zip(model.output_names, model.outputs))
+    return ModelSignature(inputs=Schema([spec(tensor.name, tensor) for tensor in model.inputs]),
+                          outputs=Schema([spec(name, tensor) for name, tensor in sorted(outputs.items())]))
 
 
 @contextmanager
