@@ -87,6 +87,17 @@ def test_split_object_and_fake_shower():
     assert metrics.response == pytest.approx(0.6)  # the 6-GeV shower (IoU 0.6) of a 10-GeV object
 
 
+def test_track_momentum_is_not_a_deposit():
+    # One object: a track row (momentum 10) and two cells (4 + 2 GeV) in one shower; energy_corr 1.5.
+    predictions = {"beta": np.array([0.9, 0.2, 0.2]), "ccoords": np.zeros((3, 2)), "energy_corr": np.full(3, 1.5)}
+    truth = {"t_idx": np.zeros(3, int), "t_energy": np.full(3, 9.0), "t_pid": np.zeros((3, 6))}
+    options = dict(beta_threshold=0.5, distance_threshold=1.0, iou_threshold=0.5)
+    energy = np.array([10.0, 4.0, 2.0])
+    with_tracks = evaluate_predictions(predictions, truth, energy, [0, 3], is_track=[1, 0, 0], **options)
+    assert with_tracks.response == pytest.approx(1.5 * 6.0 / 9.0)
+    assert evaluate_predictions(predictions, truth, energy, [0, 3], **options).response == pytest.approx(1.5 * 16 / 9)
+
+
 def test_binned_metrics_by_hand():
     edges = [1.0, 10.0, 100.0, 1000.0]
     object_energy = [2.0, 5.0, 20.0, 50.0, 0.5, 1000.0]  # bins 0, 0, 1, 1, outside, 2 (last edge included)

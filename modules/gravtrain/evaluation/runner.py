@@ -125,6 +125,7 @@ def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *
         truth, hit_energy, store.row_splits, beta_threshold=options.beta_threshold,
         distance_threshold=options.distance_threshold, iou_threshold=options.iou_threshold,
         energy_bins=DEFAULT_ENERGY_BINS if energy_bins is None else energy_bins,
+        is_track=store.features[:, FEATURE_NAMES.index("is_track")],
     )
     result = EvaluationResult(metrics=metrics, n_events=store.n_events, n_hits=store.n_hits)
     if figures and store.n_events:

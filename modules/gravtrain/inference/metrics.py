@@ -170,7 +170,8 @@ def _class_index(values, n_hits: int, name: str) -> np.ndarray:
 
 
 def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits, *, beta_threshold: float,
-                         distance_threshold: float, iou_threshold: float, energy_bins=None) -> ShowerMetrics:
+                         distance_threshold: float, iou_threshold: float, energy_bins=None,
+                         is_track=None) -> ShowerMetrics:
     """Cluster, match and score the predictions of a batch of E events (V hits) in one call.
 
     Args:
@@ -181,6 +182,9 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
             the object's first hit, and ``t_pid`` (V, C) one-hot (or integer classes), needed only with ``pid``.
         hit_energy: (V,) or (V, 1) hit energy in GeV: the ``energy`` column (column 0) of the features. Used for
             the shower energies and as the IoU weights.
+        is_track: optional (V,) or (V, 1) flag (> 0.5: a track row). A track's "energy" is its momentum, not a
+            deposit: it weighs in the IoU but is left out of the shower energies, which thus sum calorimeter
+            deposits as the energy loss does (c · E_rec).
         row_splits: (E+1,) event boundaries.
         beta_threshold, distance_threshold: clustering parameters (:func:`~gravtrain.inference.condense`).
         iou_threshold: matching parameter (:func:`~gravtrain.inference.match_showers`).
@@ -188,7 +192,10 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
     """
     condensation = condense(predictions["beta"], predictions["ccoords"], row_splits, beta_threshold=beta_threshold,
                             distance_threshold=distance_threshold, dist=predictions.get("dist"))
-    predicted_energy = shower_energies(hit_energy, condensation, predictions.get("energy_corr"))
+    deposits = np.asarray(hit_energy, dtype=np.float64).reshape(-1)
+    if is_track is not None:
+        deposits = np.where(np.asarray(is_track).reshape(-1) > 0.5, 0.0, deposits)
+    predicted_energy = shower_energies(deposits, condensation, predictions.get("energy_corr"))
     matches = match_showers(truth["t_idx"], condensation.cluster_ids, hit_energy, row_splits,
                             iou_threshold=iou_threshold, n_showers=condensation.n_showers)
     n_hits = len(condensation.cluster_ids)

@@ -4,14 +4,24 @@
 - ``plots/schedule.png``: the learning rate against the global step, with the stages;
 - ``plots/space_gravnet_<i>.png`` and ``plots/space_cluster.png``: the GravNet spaces and the cluster space
   of one validation event (the busiest of the first 20), coloured by truth object, with β as marker size.
+
+Drawing and uploading take a few hundred milliseconds per figure, so they do not run in the training loop:
+``refresh`` takes a snapshot (copies of the curves, one forward pass of the probe model on the event) and hands
+it to one background thread, which draws and logs it while training goes on. Only the newest snapshot waits:
+one that has not started when a newer one arrives is replaced, so a slow store can delay the plots but never
+training, and never queues work. ``close`` waits for the last snapshot; an error of the drawing thread is
+raised there.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from gravtrain.config.schema import Config
 from gravtrain.data import EventStore
@@ -21,44 +31,115 @@ from gravtrain.plotting import coordinate_space_figure, loss_curves_figure, sche
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """Everything one refresh draws, copied on the training thread."""
+
+    step: int
+    curves: dict[str, tuple[list[int], list[float]]]
+    lr: tuple[list[int], list[float]]
+    stage_boundaries: list[int]
+    stage_names: list[str]
+    spaces: dict[str, np.ndarray]
+    beta: np.ndarray
+
+
 class TrainingFigures:
-    """Draws the live plots of a run; ``refresh`` logs them to the tracker."""
+    """Draws the live plots of a run on a background thread; ``refresh`` snapshots, ``close`` waits."""
 
     def __init__(self, config: Config, model: keras.Model, val_store: EventStore):
         self.config = config
         self.event_index = busiest_event(val_store)
         event = val_store.event(self.event_index)
-        self.features = event["features"]
+        self.inputs = {"features": event["features"],
+                       "row_splits": np.array([0, len(event["features"])], dtype=np.int32)}
         self.t_idx = event["t_idx"].reshape(-1)
         outputs = {f"gravnet_{i}": model.get_layer(f"gravnet_{i}").output[1]
                    for i in range(len(config.Architecture.gravnet))}
         outputs["cluster"] = model.output["ccoords"]
         outputs["beta"] = model.output["beta"]
-        self.probe = keras.Model(model.inputs, outputs, name="space_probe")
+        probe = keras.Model(model.inputs, outputs, name="space_probe")
+        self._probe = tf.function(lambda features, row_splits: probe({"features": features, "row_splits": row_splits},
+                                                                     training=False),
+                                  input_signature=[tf.TensorSpec((None, event["features"].shape[1]), tf.float32),
+                                                   tf.TensorSpec((None,), tf.int32)])
+        self._condition = threading.Condition()
+        self._pending: tuple[object, _Snapshot] | None = None
+        self._busy = False
+        self._error: BaseException | None = None
+        self._worker: threading.Thread | None = None
+        self.skipped = 0
 
     def refresh(self, tracker, recorder, stage_marks, progress) -> None:
-        """Draw and log every plot; ``stage_marks`` are (first step, name) of the stages entered so far.
-        Nothing is drawn without a run to log to."""
+        """Snapshot the plots' data and hand it to the drawing thread; ``stage_marks`` are (first step, name)
+        of the stages entered so far. Nothing is drawn without a run to log to."""
         if tracker.run_id is None:
             return
-        stage_boundaries = [step for step, _ in stage_marks]
-        names = [name for _, name in stage_marks]
-        curves = {**recorder.curves_with_prefix("objective"), **recorder.curves_with_prefix("loss/")}
-        if any(steps for steps, _ in curves.values()):
-            tracker.log_figure(loss_curves_figure(curves, stage_boundaries=stage_boundaries, stage_names=names),
-                               "plots/loss_terms.png")
+        self._raise_error()
+        spaces = {name: value.numpy() for name, value in self._probe(**self.inputs).items()}
+        curves = {name: (list(steps), list(values)) for name, (steps, values) in
+                  {**recorder.curves_with_prefix("objective"), **recorder.curves_with_prefix("loss/")}.items()}
         lr_steps, lr_values = recorder.curves.get("lr", ([], []))
-        if lr_steps:
-            tracker.log_figure(schedule_figure(np.asarray(lr_steps), np.asarray(lr_values),
-                                               stage_boundaries=stage_boundaries, stage_names=names),
+        snapshot = _Snapshot(step=progress.step, curves=curves, lr=(list(lr_steps), list(lr_values)),
+                             stage_boundaries=[step for step, _ in stage_marks],
+                             stage_names=[name for _, name in stage_marks],
+                             spaces={k: v for k, v in spaces.items() if k != "beta"},
+                             beta=spaces["beta"].reshape(-1))
+        with self._condition:
+            if self._pending is not None:
+                self.skipped += 1
+            self._pending = (tracker, snapshot)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="gravtrain-figures", daemon=True)
+                self._worker.start()
+            self._condition.notify_all()
+
+    def close(self, raise_error: bool = True) -> None:
+        """Wait until the newest snapshot is drawn and logged; raise the drawing thread's error, if any (with
+        ``raise_error``; training that already failed only logs it)."""
+        with self._condition:
+            while self._pending is not None or self._busy:
+                if self._worker is None or not self._worker.is_alive():
+                    break
+                self._condition.wait(timeout=1.0)
+        if raise_error:
+            self._raise_error()
+
+    # ------------------------------------------------------------------ drawing thread
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while self._pending is None:
+                    self._condition.wait()
+                (tracker, snapshot), self._pending = self._pending, None
+                self._busy = True
+            try:
+                self._draw(tracker, snapshot)
+            except BaseException as error:  # handed to the training thread at its next refresh or close
+                logger.warning("the live plots of step %d failed: %s", snapshot.step, error)
+                self._error = error
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()
+
+    def _draw(self, tracker, snapshot: _Snapshot) -> None:
+        boundaries, names = snapshot.stage_boundaries, snapshot.stage_names
+        if any(steps for steps, _ in snapshot.curves.values()):
+            tracker.log_figure(loss_curves_figure(snapshot.curves, stage_boundaries=boundaries, stage_names=names),
+                               "plots/loss_terms.png")
+        if snapshot.lr[0]:
+            tracker.log_figure(schedule_figure(np.asarray(snapshot.lr[0]), np.asarray(snapshot.lr[1]),
+                                               stage_boundaries=boundaries, stage_names=names),
                                "plots/schedule.png")
-        inputs = {"features": self.features,
-                  "row_splits": np.array([0, len(self.features)], dtype=np.int32)}
-        spaces = {name: value.numpy() for name, value in self.probe(inputs, training=False).items()}
-        beta = spaces.pop("beta").reshape(-1)
-        for name, coords in spaces.items():
+        for name, coords in snapshot.spaces.items():
             label = "cluster space" if name == "cluster" else f"{name} space"
-            title = f"{label}, validation event {self.event_index}, step {progress.step}"
-            tracker.log_figure(coordinate_space_figure(coords, self.t_idx, beta=beta, title=title,
+            title = f"{label}, validation event {self.event_index}, step {snapshot.step}"
+            tracker.log_figure(coordinate_space_figure(coords, self.t_idx, beta=snapshot.beta, title=title,
                                                        axis_label="c" if name == "cluster" else "s"),
                                f"plots/space_{name}.png")

@@ -128,7 +128,12 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
         loop_started = time.perf_counter()
         with _graceful_interrupt() as interrupt:
             trainer.interrupt = interrupt
-            trainer.run_stages()
+            try:
+                trainer.run_stages()
+            except BaseException:
+                trainer.figures.close(raise_error=False)
+                raise
+            trainer.figures.close()
         loop_seconds = time.perf_counter() - loop_started
         metrics = trainer.finish()
     return TrainResult(run_id=run.run_id, run_dir=run.run_dir, model=model, metrics=metrics,

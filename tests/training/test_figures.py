@@ -1,0 +1,81 @@
+"""The live plots are drawn on a background thread: training does not wait for them, only the newest snapshot
+is drawn, ``close`` waits for it, and a drawing error reaches the training thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gravtrain.data import FeatureStats, simulate_events
+from gravtrain.model import build_model
+from gravtrain.training.checkpoint import Progress
+from gravtrain.training.figures import TrainingFigures
+from gravtrain.training.recorder import MetricRecorder
+from gravtrain.tracking import NullTracker
+from tests.model.conftest import small_config
+
+
+class GatedTracker(NullTracker):
+    """Logs figure names; each upload waits for ``gate``, so the test controls when drawing finishes."""
+
+    run_id = "run"
+
+    def __init__(self, fail: bool = False):
+        self.gate = threading.Event()
+        self.logged: list[str] = []
+        self.fail = fail
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        self.gate.wait(timeout=60)
+        if self.fail:
+            raise OSError("disk full")
+        self.logged.append(artifact_file)
+
+
+@pytest.fixture(scope="module")
+def figures():
+    events = simulate_events(6, n_particles=(1, 3), energy_range=(1.0, 20.0), noise_hits=20, seed=8)
+    config = small_config()
+    return TrainingFigures(config, build_model(config, FeatureStats.from_store(events)), events)
+
+
+def refresh(figures, tracker, step):
+    recorder = MetricRecorder(tracker, 1)
+    for s in range(1, step + 1):
+        recorder.record({"objective": 1.0 / s, "loss/attractive": 0.5 / s, "lr": 1e-3}, s)
+    progress = Progress()
+    progress.step = step
+    figures.refresh(tracker, recorder, [(0, "first")], progress)
+
+
+def test_refresh_returns_before_drawing_and_close_waits(figures):
+    tracker = GatedTracker()
+    refresh(figures, tracker, 3)  # drawing starts and blocks on the gate
+    assert tracker.logged == []
+    skipped = figures.skipped
+    refresh(figures, tracker, 4)  # waits behind the one being drawn
+    refresh(figures, tracker, 5)  # replaces step 4, which never gets drawn
+    assert figures.skipped == skipped + 1
+    tracker.gate.set()
+    figures.close()
+    names = tracker.logged
+    assert names.count("plots/loss_terms.png") == 2 and names.count("plots/space_cluster.png") == 2
+    assert names[-1] == "plots/space_cluster.png" and {"plots/schedule.png", "plots/space_gravnet_1.png"} <= set(names)
+
+
+def test_a_drawing_error_reaches_the_training_thread(figures):
+    tracker = GatedTracker(fail=True)
+    tracker.gate.set()
+    refresh(figures, tracker, 2)
+    with pytest.raises(OSError, match="disk full"):
+        figures.close()
+    figures.close()  # reported once
+
+
+def test_nothing_is_drawn_without_a_run(figures):
+    tracker = GatedTracker()
+    tracker.run_id = None
+    refresh(figures, tracker, 2)
+    figures.close()
+    assert tracker.logged == []
