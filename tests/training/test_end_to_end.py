@@ -63,21 +63,26 @@ def train_command(config: Path, *extra: str) -> list[str]:
     return [sys.executable, str(REPO / "config_trainer.py"), str(config), *extra]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One training run of TINY in a temporary directory, in this process (through ``gravtrain.train``)."""
+def train_in(directory: Path, config: Path, **options):
+    """``gravtrain.train(config, **options)`` in this process, run from ``directory`` (where ``mlruns`` and
+    ``checkpoints`` go)."""
     import gravtrain
 
-    directory = tmp_path_factory.mktemp("run")
-    config = write_config(directory)
     previous = Path.cwd()
     os.chdir(directory)
     try:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-        result = gravtrain.train(config)
+        return gravtrain.train(config, **options)
     finally:
         os.chdir(previous)
-    return directory, config, result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One training run of TINY in a temporary directory, in this process (through ``gravtrain.train``)."""
+    directory = tmp_path_factory.mktemp("run")
+    config = write_config(directory)
+    return directory, config, train_in(directory, config)
 
 
 def test_every_config_key_is_a_param(trained):
@@ -271,25 +276,14 @@ def test_ctrl_c_writes_a_checkpoint_and_ends_the_run_killed(tmp_path):
     assert progress["step"] >= 1 and not progress["finished"]
 
 
-def _train_untracked(directory: Path, config: Path):
-    import gravtrain
-
-    previous = Path.cwd()
-    os.chdir(directory)
-    try:
-        return gravtrain.train(config, tracking=False)
-    finally:
-        os.chdir(previous)
-
-
 def test_the_same_seed_gives_the_same_loss_curve(tmp_path):
     """General.seed fixes the run on CPU: two trainings give bit-identical loss curves and weights; another
     seed gives another curve (so the comparison can fail)."""
     config = write_config(tmp_path)
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
-    first, second = _train_untracked(tmp_path / "a", config), _train_untracked(tmp_path / "b", config)
-    other = _train_untracked(tmp_path, write_config(tmp_path, **{"General.seed": 6}))
+    first, second = (train_in(tmp_path / name, config, tracking=False) for name in ("a", "b"))
+    other = train_in(tmp_path / "c", write_config(tmp_path / "c", **{"General.seed": 6}), tracking=False)
 
     compared = [name for name in first.curves if name == "objective" or name.startswith(("loss/", "val/"))
                 or name in ("grad_norm", "viscosity")]

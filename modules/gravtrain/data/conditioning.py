@@ -77,13 +77,13 @@ class FeatureStats:
                             asinh_scale: np.ndarray | None = None) -> "FeatureStats":
         """Stream over (V_i, F) arrays of raw features, merging each chunk's count, mean and sum of squared
         deviations of T(x) (no transform when ``asinh_scale`` is None)."""
-        asinh_scale = np.zeros(len(names)) if asinh_scale is None else np.asarray(asinh_scale, np.float64)
         count, mean, squared_deviations = 0, np.zeros(len(names)), np.zeros(len(names))
         for chunk in chunks:
             chunk = np.asarray(chunk, dtype=np.float64)
             if chunk.ndim != 2 or chunk.shape[1] != len(names):
                 raise ValueError(f"feature chunk must have shape (n, {len(names)}), got {chunk.shape}")
-            chunk = asinh_transform(chunk, asinh_scale)
+            if asinh_scale is not None:
+                chunk = asinh_transform(chunk, asinh_scale)
             n = len(chunk)
             if n == 0:
                 continue

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from gravtrain.config.schema import Config
-from gravtrain.data import EventStore
+from gravtrain.data import EventStore, batch_element_spec
 from gravtrain.evaluation import busiest_event
 from gravtrain.plotting import coordinate_space_figure, loss_curves_figure, schedule_figure
 
@@ -59,10 +59,9 @@ class TrainingFigures:
         outputs["cluster"] = model.output["ccoords"]
         outputs["beta"] = model.output["beta"]
         probe = keras.Model(model.inputs, outputs, name="space_probe")
-        self._probe = tf.function(lambda features, row_splits: probe({"features": features, "row_splits": row_splits},
-                                                                     training=False),
-                                  input_signature=[tf.TensorSpec((None, event["features"].shape[1]), tf.float32),
-                                                   tf.TensorSpec((None,), tf.int32)])
+        spec = batch_element_spec()
+        self._probe = tf.function(lambda inputs: probe(inputs, training=False),
+                                  input_signature=[{name: spec[name] for name in self.inputs}])
         self._condition = threading.Condition()
         self._pending: tuple[object, _Snapshot] | None = None
         self._busy = False
@@ -76,9 +75,8 @@ class TrainingFigures:
         if tracker.run_id is None:
             return
         self._raise_error()
-        spaces = {name: value.numpy() for name, value in self._probe(**self.inputs).items()}
-        curves = {name: (list(steps), list(values)) for name, (steps, values) in
-                  {**recorder.curves_with_prefix("objective"), **recorder.curves_with_prefix("loss/")}.items()}
+        spaces = {name: value.numpy() for name, value in self._probe(self.inputs).items()}
+        curves = {**recorder.curves_with_prefix("objective"), **recorder.curves_with_prefix("loss/")}  # new lists
         lr_steps, lr_values = recorder.curves.get("lr", ([], []))
         snapshot = _Snapshot(step=progress.step, curves=curves, lr=(list(lr_steps), list(lr_values)),
                              stage_boundaries=[step for step, _ in stage_marks],

@@ -138,8 +138,7 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
         metrics = trainer.finish()
     return TrainResult(run_id=run.run_id, run_dir=run.run_dir, model=model, metrics=metrics,
                        stage_end_reasons=list(progress.stage_end_reasons),
-                       curves={name: (list(steps), list(values)) for name, (steps, values) in
-                               trainer.recorder.curves.items()},
+                       curves=dict(trainer.recorder.curves),
                        seconds=time.perf_counter() - started,
                        loop_seconds=loop_seconds)
 

@@ -100,9 +100,8 @@ def model_signature(model: keras.Model):
         return TensorSpec(np.dtype(tensor.dtype), tuple(-1 if size is None else int(size) for size in tensor.shape),
                           name)
 
-    outputs = model.output if isinstance(model.output, dict) else dict(zip(model.output_names, model.outputs))
     return ModelSignature(inputs=Schema([spec(tensor.name, tensor) for tensor in model.inputs]),
-                          outputs=Schema([spec(name, tensor) for name, tensor in sorted(outputs.items())]))
+                          outputs=Schema([spec(name, tensor) for name, tensor in sorted(model.output.items())]))
 
 
 @contextmanager
