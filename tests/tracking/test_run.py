@@ -75,7 +75,9 @@ def test_params_and_tags_are_batched(start, client, batch_calls):
 def test_resume_reopens_the_same_run_and_checks_params(start, client):
     first = start()
     first.log_params({"a": "1", "b": "x"})
+    first.log_metrics({"loss": 3.0}, step=9)
     first.log_metrics({"loss": 2.0}, step=10)
+    first.log_metrics({"lr": 0.1}, step=1)
     first.end("KILLED")
     assert client.get_run(first.run_id).info.status == "KILLED"
 
@@ -84,7 +86,8 @@ def test_resume_reopens_the_same_run_and_checks_params(start, client):
     resumed.log_params({"a": "1", "b": "x", "c": "new"})  # the same values again: fine
     with pytest.raises(TrackingError, match=r"a: stored '1', now '2'"):
         resumed.log_params({"a": "2", "c": "new"})
-    assert resumed.last_steps() == {"loss": 10}
+    assert resumed.last_steps() == {"loss": 10, "lr": 1}
+    assert resumed.metric_histories() == {"loss": ([9, 10], [3.0, 2.0]), "lr": ([1], [0.1])}
     resumed.end("FINISHED")
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED" and run.data.params == {"a": "1", "b": "x", "c": "new"}
@@ -237,7 +240,7 @@ def test_null_tracker_does_nothing():
         tracker.log_file("missing")
         tracker.log_artifacts("missing")
     assert tracker.existing_metric_steps("loss") == [] and tracker.last_step("loss") is None
-    assert tracker.last_steps() == {}
+    assert tracker.last_steps() == {} and tracker.metric_histories() == {}
     with pytest.raises(KeyError):
         with tracker:
             raise KeyError("passes through")

@@ -219,6 +219,9 @@ def test_resume_after_sigkill_logs_every_step_once(tmp_path):
     assert metric_steps(client, run_id, "val/loss/total") == [1, 2, 3, 4]  # 3 + 1 epochs
     final = json.loads((tmp_path / "checkpoints" / run_id / "stage-2-end" / "progress.json").read_text())
     assert final["epoch"] == 4 and final["finished"]
+    stage = {m.step: m.value for m in client.get_metric_history(run_id, "stage")}
+    # the plots' stage marks survive the restart: both stages, though the resumed process began in stage 1
+    assert final["stage_first_steps"] == [0, min(step for step, value in stage.items() if value == 2.0) - 1]
 
 
 def test_nan_guard_stops_with_failed_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):

@@ -1,9 +1,12 @@
-"""The live plots are drawn on a background thread: training does not wait for them, only the newest snapshot
-is drawn, ``close`` waits for it, and a drawing error reaches the training thread."""
+"""The live plots are drawn off the training thread (a background thread hands them to a renderer process):
+training does not wait for them, only the newest snapshot is drawn, ``close`` waits for it and ends the
+process, and a drawing error reaches the training thread."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 
 import pytest
 
@@ -17,7 +20,7 @@ from tests.model.conftest import small_config
 
 
 class GatedTracker(NullTracker):
-    """Logs figure names; each upload waits for ``gate``, so the test controls when drawing finishes."""
+    """Logs the names of the PNGs; each upload waits for ``gate``, so the test controls when drawing finishes."""
 
     run_id = "run"
 
@@ -26,10 +29,11 @@ class GatedTracker(NullTracker):
         self.logged: list[str] = []
         self.fail = fail
 
-    def log_figure(self, figure, artifact_file: str) -> None:
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
         self.gate.wait(timeout=60)
         if self.fail:
             raise OSError("disk full")
+        assert data.startswith(b"\x89PNG")
         self.logged.append(artifact_file)
 
 
@@ -57,11 +61,16 @@ def test_refresh_returns_before_drawing_and_close_waits(figures):
     refresh(figures, tracker, 4)  # waits behind the one being drawn
     refresh(figures, tracker, 5)  # replaces step 4, which never gets drawn
     assert figures.skipped == skipped + 1
+    deadline = time.monotonic() + 60
+    while figures._renderer.pid is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert figures._renderer.pid not in (None, os.getpid())  # drawn in the renderer process
     tracker.gate.set()
     figures.close()
     names = tracker.logged
     assert names.count("plots/loss_terms.png") == 2 and names.count("plots/space_cluster.png") == 2
     assert names[-1] == "plots/space_cluster.png" and {"plots/schedule.png", "plots/space_gravnet_1.png"} <= set(names)
+    assert figures._renderer.pid is None  # close ends the process
 
 
 def test_a_drawing_error_reaches_the_training_thread(figures):
@@ -79,3 +88,10 @@ def test_nothing_is_drawn_without_a_run(figures):
     refresh(figures, tracker, 2)
     figures.close()
     assert tracker.logged == []
+
+
+def test_warm_up_starts_the_renderer_before_the_first_refresh(figures):
+    figures.warm_up()
+    assert figures._renderer.pid not in (None, os.getpid())
+    figures.close()
+    assert figures._renderer.pid is None

@@ -138,11 +138,11 @@ class ListTracker:
 
 def test_recorder_windows_state_and_resume_skips():
     tracker = ListTracker()
-    recorder = MetricRecorder(tracker, record_frequency=2, logged_until={"objective": 2})
+    recorder = MetricRecorder(tracker, record_frequency=2, history={"objective": ([1, 2], [9.0, 8.0])})
     for step in range(1, 5):
         recorder.add_batch({"objective": float(step), "lr": 0.1 * step, "finite": 1.0, "hits": 10.0}, step)
     assert tracker.records == [(2, {"lr": pytest.approx(0.2)}), (4, {"objective": 3.5, "lr": pytest.approx(0.4)})]
-    assert recorder.curves["objective"] == ([4], [3.5])
+    assert recorder.curves["objective"] == ([1, 2, 4], [9.0, 8.0, 3.5])  # the stored history, then new records
     averages = EpochAverages()
     averages.add({"loss": 1.0, "hits": 100.0}, 0.5)
     resumed = EpochAverages(averages.state())

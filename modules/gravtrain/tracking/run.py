@@ -65,6 +65,7 @@ class Tracker(Protocol):
     def existing_metric_steps(self, key: str) -> list[int]: ...
     def last_step(self, key: str) -> int | None: ...
     def last_steps(self) -> dict[str, int]: ...
+    def metric_histories(self) -> dict[str, tuple[list[int], list[float]]]: ...
     def end(self, status: str = "FINISHED") -> None: ...
     def __enter__(self) -> "Tracker": ...
     def __exit__(self, exc_type, exc, traceback) -> bool: ...
@@ -195,9 +196,21 @@ class MlflowTracker:
 
     def last_steps(self) -> dict[str, int]:
         """`last_step` of every metric of the run, for a resumed run to log no step twice."""
+        return {key: steps[-1] for key, (steps, _) in self.metric_histories().items() if steps}
+
+    def metric_histories(self) -> dict[str, tuple[list[int], list[float]]]:
+        """Every metric of the run (after a flush) as ``(steps, values)``, in increasing step order, one value a
+        step (the last one logged there): what a resumed run's plots start from."""
         self.flush(wait=True)
-        keys = self._client.get_run(self._run_id).data.metrics
-        return {key: step for key in keys if (step := self.last_step(key)) is not None}
+        histories = {}
+        for key in self._client.get_run(self._run_id).data.metrics:
+            by_step = {}
+            for metric in sorted(self._client.get_metric_history(self._run_id, key),
+                                 key=lambda m: (m.step, m.timestamp)):
+                by_step[metric.step] = metric.value
+            steps = sorted(by_step)
+            histories[key] = (steps, [by_step[step] for step in steps])
+        return histories
 
     # ----------------------------------------------------------------------------------------- artifacts
     def log_text(self, text: str, artifact_file: str) -> None:
@@ -319,6 +332,9 @@ class NullTracker:
         return None
 
     def last_steps(self) -> dict[str, int]:
+        return {}
+
+    def metric_histories(self) -> dict[str, tuple[list[int], list[float]]]:
         return {}
 
     def end(self, status: str = "FINISHED") -> None:

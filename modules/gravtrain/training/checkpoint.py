@@ -46,6 +46,7 @@ class Progress:
         smoothed_loss: the stop_below state of the stage (None before its first batch).
         epoch_averages: the running sums of the epoch in progress (``EpochAverages.state()``).
         stage_end_reasons: why each finished stage ended ("epochs", "early_stopping", "stop_below").
+        stage_first_steps: the global step at which each stage entered so far began (the plots' stage marks).
         finished: all stages are done.
     """
 
@@ -58,6 +59,7 @@ class Progress:
     epochs_without_improvement: int = 0
     smoothed_loss: float | None = None
     stage_end_reasons: list[str] = field(default_factory=list)
+    stage_first_steps: list[int] = field(default_factory=list)
     epoch_averages: dict = field(default_factory=dict)
     finished: bool = False
 

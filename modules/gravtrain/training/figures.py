@@ -5,12 +5,16 @@
 - ``plots/space_gravnet_<i>.png`` and ``plots/space_cluster.png``: the GravNet spaces and the cluster space
   of one validation event (the busiest of the first 20), coloured by truth object, with β as marker size.
 
-Drawing and uploading take a few hundred milliseconds per figure, so they do not run in the training loop:
-``refresh`` takes a snapshot (copies of the curves, one forward pass of the probe model on the event) and hands
-it to one background thread, which draws and logs it while training goes on. Only the newest snapshot waits:
-one that has not started when a newer one arrives is replaced, so a slow store can delay the plots but never
-training, and never queues work. ``close`` waits for the last snapshot; an error of the drawing thread is
-raised there.
+Drawing costs about a second of CPU per refresh, so it does not run in the training loop: ``refresh`` takes a
+snapshot (copies of the curves, one forward pass of the probe model on the event) and hands it to one
+background thread, which has the figures drawn by a low-priority child process
+(`gravtrain.plotting.renderer.FigureRenderer`, so drawing never holds this process's interpreter lock) and
+uploads the PNGs while training goes on. Only the newest snapshot waits: one that has not started when a newer
+one arrives is replaced, so a slow store can delay the plots but never training, and never queues work.
+``close`` waits for the last snapshot and ends the child; an error of the drawing thread is raised there.
+
+A resumed run draws the whole run: the curves the store already holds are part of the recorder's, and the
+stages' first steps are kept in the checkpoint's ``Progress``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import tensorflow as tf
 from gravtrain.config.schema import Config
 from gravtrain.data import EventStore, batch_element_spec
 from gravtrain.evaluation import busiest_event
-from gravtrain.plotting import coordinate_space_figure, loss_curves_figure, schedule_figure
+from gravtrain.plotting.renderer import FigureJob, FigureRenderer
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +71,14 @@ class TrainingFigures:
         self._busy = False
         self._error: BaseException | None = None
         self._worker: threading.Thread | None = None
+        self._renderer = FigureRenderer()
         self.skipped = 0
+
+    def warm_up(self) -> None:
+        """Pay the one-time costs before training starts (for a tracked run): trace the probe's forward pass
+        and start the renderer process."""
+        self._probe(self.inputs)
+        self._renderer.start()
 
     def refresh(self, tracker, recorder, stage_marks, progress) -> None:
         """Snapshot the plots' data and hand it to the drawing thread; ``stage_marks`` are (first step, name)
@@ -100,6 +111,7 @@ class TrainingFigures:
                 if self._worker is None or not self._worker.is_alive():
                     break
                 self._condition.wait(timeout=1.0)
+        self._renderer.close()
         if raise_error:
             self._raise_error()
 
@@ -127,17 +139,24 @@ class TrainingFigures:
                     self._condition.notify_all()
 
     def _draw(self, tracker, snapshot: _Snapshot) -> None:
-        boundaries, names = snapshot.stage_boundaries, snapshot.stage_names
+        artifacts, jobs = self._jobs(snapshot)
+        for artifact, png in zip(artifacts, self._renderer.render(jobs)):
+            tracker.log_bytes(png, artifact)
+
+    def _jobs(self, snapshot: _Snapshot) -> tuple[list[str], list[FigureJob]]:
+        """The artifact names and the figure jobs of one snapshot."""
+        stages = {"stage_boundaries": snapshot.stage_boundaries, "stage_names": snapshot.stage_names}
+        artifacts, jobs = [], []
         if any(steps for steps, _ in snapshot.curves.values()):
-            tracker.log_figure(loss_curves_figure(snapshot.curves, stage_boundaries=boundaries, stage_names=names),
-                               "plots/loss_terms.png")
+            artifacts.append("plots/loss_terms.png")
+            jobs.append(FigureJob("loss_curves_figure", (snapshot.curves,), stages))
         if snapshot.lr[0]:
-            tracker.log_figure(schedule_figure(np.asarray(snapshot.lr[0]), np.asarray(snapshot.lr[1]),
-                                               stage_boundaries=boundaries, stage_names=names),
-                               "plots/schedule.png")
+            artifacts.append("plots/schedule.png")
+            jobs.append(FigureJob("schedule_figure", (np.asarray(snapshot.lr[0]), np.asarray(snapshot.lr[1])), stages))
         for name, coords in snapshot.spaces.items():
             label = "cluster space" if name == "cluster" else f"{name} space"
-            title = f"{label}, validation event {self.event_index}, step {snapshot.step}"
-            tracker.log_figure(coordinate_space_figure(coords, self.t_idx, beta=snapshot.beta, title=title,
-                                                       axis_label="c" if name == "cluster" else "s"),
-                               f"plots/space_{name}.png")
+            artifacts.append(f"plots/space_{name}.png")
+            jobs.append(FigureJob("coordinate_space_figure", (coords, self.t_idx), {
+                "beta": snapshot.beta, "title": f"{label}, validation event {self.event_index}, step {snapshot.step}",
+                "axis_label": "c" if name == "cluster" else "s"}))
+        return artifacts, jobs

@@ -69,10 +69,12 @@ class TrainResult:
         model: the trained model.
         metrics: the final validation losses and physics metrics by name.
         stage_end_reasons: why each stage ended ("epochs", "early_stopping", "stop_below").
-        curves: every metric recorded by this call, as name -> (steps, values), e.g. ``curves["objective"]``
-            (the same records the tracker got; a resumed call holds only what it recorded itself).
+        curves: every metric recorded for the run, as name -> (steps, values), e.g. ``curves["objective"]``
+            (the same records the tracker got; a resumed call also holds what the store had before it).
         seconds: wall time of this call.
         loop_seconds: wall time of the stages (batches, records, plots, checkpoints, validation).
+        loop_cpu_seconds: CPU time (user + system) of this process and of its children that ended meanwhile
+            (the figure renderer) during the stages.
     """
 
     run_id: str | None
@@ -83,6 +85,7 @@ class TrainResult:
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     seconds: float = 0.0
     loop_seconds: float = 0.0
+    loop_cpu_seconds: float = 0.0
 
 
 def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | None = None,
@@ -125,7 +128,7 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
         else:
             run.log_start(config, stats, model_summary(model))
         trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store)
-        loop_started = time.perf_counter()
+        loop_started, loop_cpu_started = time.perf_counter(), _cpu_seconds()
         with _graceful_interrupt() as interrupt:
             trainer.interrupt = interrupt
             try:
@@ -134,13 +137,23 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
                 trainer.figures.close(raise_error=False)
                 raise
             trainer.figures.close()
-        loop_seconds = time.perf_counter() - loop_started
+        loop_seconds, loop_cpu_seconds = time.perf_counter() - loop_started, _cpu_seconds() - loop_cpu_started
         metrics = trainer.finish()
     return TrainResult(run_id=run.run_id, run_dir=run.run_dir, model=model, metrics=metrics,
                        stage_end_reasons=list(progress.stage_end_reasons),
                        curves=dict(trainer.recorder.curves),
                        seconds=time.perf_counter() - started,
-                       loop_seconds=loop_seconds)
+                       loop_seconds=loop_seconds, loop_cpu_seconds=loop_cpu_seconds)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its ended children (this process alone without ``resource``)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix system
+        return time.process_time()
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def _load(config_or_path, overrides, explicit) -> tuple[Config, Path | None, bytes | None]:
@@ -182,12 +195,13 @@ class _StagedTrainer:
         self.config, self.model, self.optimizer, self.loss, self.run = config, model, optimizer, loss, run
         self.progress = progress
         self.train_store, self.val_store = train_store, val_store
-        self.recorder = MetricRecorder(run.tracker, config.Plotting.record_frequency, run.logged_until)
+        self.recorder = MetricRecorder(run.tracker, config.Plotting.record_frequency, run.history)
         self.figures = TrainingFigures(config, model, val_store)
+        if run.tracker.run_id is not None:
+            self.figures.warm_up()
         self.step = TrainingStep(model, loss, optimizer)
         self.interrupt = threading.Event()
         self.last_val: dict[str, float] = {}
-        self.stage_marks: list[tuple[int, str]] = []
 
     # ------------------------------------------------------------------ stages
     def run_stages(self) -> None:
@@ -217,7 +231,8 @@ class _StagedTrainer:
         frozen = apply_freeze(self.model, stage.freeze)
         self.step.compile()
         self.run.tracker.set_tags({"gravtrain.stage": name})
-        self.stage_marks.append((self.progress.step, name))
+        if len(self.progress.stage_first_steps) == index:  # not when resumed inside the stage
+            self.progress.stage_first_steps.append(self.progress.step)
         logger.info("stage %d/%d %s: %d epoch(s), batch_size %d hits, learning_rate %g%s", index + 1,
                     len(config.Training), name, stage.epochs, stage.batch_size, stage.learning_rate,
                     f", frozen: {', '.join(frozen)}" if frozen else "")
@@ -335,7 +350,8 @@ class _StagedTrainer:
     def _commit(self, *, plots: bool = False, keep_as: str | None = None) -> None:
         """Plots (optional), then every record so far into the store, then the checkpoint."""
         if plots:
-            self.figures.refresh(self.run.tracker, self.recorder, self.stage_marks, self.progress)
+            marks = [(step, self.config.stage_name(i)) for i, step in enumerate(self.progress.stage_first_steps)]
+            self.figures.refresh(self.run.tracker, self.recorder, marks, self.progress)
         self.run.tracker.flush(wait=True)
         ckpt.save_checkpoint(self.run.run_dir, self.model, self.optimizer, self.progress, keep_as=keep_as)
 

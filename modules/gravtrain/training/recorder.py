@@ -1,8 +1,9 @@
 """Metric records: window means every ``record_frequency`` batches, epoch averages, curves for the plots.
 
 Every record goes to the tracker at a global step (batches: the optimizer step; epochs: the epoch count) and
-into in-memory curves that the live plots read. On resume, records at steps the run already logged (found in
-the store) are dropped, so no step is ever logged twice, whatever moment the previous process died at.
+into in-memory curves that the live plots read. On resume, the curves start from the run's history in the
+store, and records at steps the store already holds are dropped, so no step is ever logged twice, whatever
+moment the previous process died at, and the plots still show the whole run.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ class MetricRecorder:
     Args:
         tracker: where records go (``log_metrics(metrics, step)``).
         record_frequency: batches per window.
-        logged_until: per metric name, the last step already in the store (resume); records up to it are
-            dropped.
+        history: the run's records already in the store (resume), as name -> (increasing steps, values): they
+            start the curves, and new records at or before a metric's last stored step are dropped.
     """
 
-    def __init__(self, tracker, record_frequency: int, logged_until: dict[str, int] | None = None):
+    def __init__(self, tracker, record_frequency: int,
+                 history: dict[str, tuple[list[int], list[float]]] | None = None):
         self.tracker = tracker
         self.record_frequency = int(record_frequency)
-        self.logged_until = dict(logged_until or {})
+        history = history or {}
+        self.logged_until = {name: steps[-1] for name, (steps, _) in history.items() if len(steps)}
         self.curves: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+        for name, (steps, values) in history.items():
+            self.curves[name] = ([int(step) for step in steps], [float(value) for value in values])
         self._sums: dict[str, float] = defaultdict(float)
         self._count = 0
         self._state: dict[str, float] = {}

@@ -53,7 +53,8 @@ class RunContext:
         run_id: the MLflow run ID (None with tracking off).
         run_dir: the checkpoint directory of the run.
         resumed_from: the checkpoint a resumed run starts from (None for a new run).
-        logged_until: per metric, the last step the store already holds (resume), so none is logged twice.
+        history: the metrics the store already holds (resume), name -> (steps, values): the plots start from
+            them, and no step is logged twice.
         resume_hint: the command line that resumes this run.
     """
 
@@ -61,7 +62,7 @@ class RunContext:
     run_id: str | None
     run_dir: Path
     resumed_from: Path | None = None
-    logged_until: dict[str, int] = field(default_factory=dict)
+    history: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     resume_hint: str = ""
 
     def log_start(self, config: Config, feature_stats, summary: str) -> None:
@@ -139,7 +140,7 @@ def open_run(config: Config, config_path: Path | None, config_bytes: bytes | Non
                 tracker.log_params(flatten_params(config.to_dict()))  # refuses a changed config
             except TrackingError as exc:
                 raise ResumeError(f"cannot resume {resume} with a different config: {exc}") from None
-            context.logged_until = tracker.last_steps()
+            context.history = tracker.metric_histories()
         else:
             tags = provenance_tags(config_path, config_bytes)
             tags.update(dict(config.Tracking.tags))
