@@ -1,25 +1,50 @@
 """What MLflow tracking costs: the same training with tracking on and with ``--no-tracking``, as a ratio.
 
-Each repeat runs ``gravtrain.train`` in a fresh process (so neither run warms the other), alternating the two
-modes, on a small toy config (one stage, ``--epochs`` epochs, records every batch and plots every
-``--plot-frequency`` batches, so tracking is exercised harder than in the shipped configs). Two times per run:
+Two workloads:
 
-- ``loop_seconds``: the training epochs (batches, records, plots, checkpoints, validation): the part the target
-  is about;
-- ``call_seconds``: the whole ``train`` call, including the start (params, tags, config artifacts) and the end
-  (evaluation figures and the MLflow Keras model, which only a tracked run logs).
+- default: a config as users run it, ``--config`` (``configs/toy.yaml``), with every stage cut to
+  ``--epochs-per-stage`` epochs (1) so that a repeat takes minutes; its own ``Plotting`` settings (the toy's:
+  records every 5 batches, plots every 50 and at each epoch end);
+- ``--stress``: a small toy config that exercises tracking much harder than any shipped one (120 events, so an
+  epoch, and with it a plot refresh, every ~10 batches; a record every batch; plots every 20 batches).
+
+Each repeat is a pair: both modes, one after the other in a fresh process each (so neither warms the other),
+the order alternating between repeats; a pair's ratio (tracked / untracked) cancels most of the drift of a
+shared machine. Per run:
+
+- ``loop_seconds``: the training stages (batches, records, plots, checkpoints, validation, and the wait for the
+  last plots): the part the < 3 % target is about;
+- ``call_seconds``: the whole ``train`` call, with the start (params, tags, config artifacts) and the end
+  (evaluation figures and the MLflow Keras model, which only a tracked run logs);
+- ``loop_cpu_seconds``: user + system CPU time of the training process and the figure renderer during the
+  stages: what the loop's wall time costs in work, far less sensitive to a shared machine's drift;
+- ``cpu_seconds``: the same for the whole process, start-up and imports included;
+- ``blocking_seconds`` (tracked runs): wall time the training thread spent inside tracking calls (metric
+  records, flushes, tags, plot snapshots, the wait for the last plots);
+- ``background_cpu_seconds`` (tracked runs): CPU time of the tracking threads (metric writer, plot uploads)
+  and of the child processes (the figure renderer; ``git`` for the provenance tags).
+
+The last two are measured within one run, so they are immune to the drift between runs: the direct cost of
+tracking is ``blocking_seconds / loop_seconds`` on the training thread and ``background_cpu_seconds /
+loop_cpu_seconds`` of work beside it. The pairs' ratios add what the direct figures miss (contention for the
+cores and the interpreter lock) but carry the machine's drift: on a shared 2-core VM, whole seconds in which
+runnable processes get no CPU at all make the wall time of identical runs differ by 30 % or more, while their
+CPU time differs by a few per cent.
 
 Usage::
 
-    python benchmarks/tracking_overhead.py [--repeats 2] [--epochs 3] [--out benchmarks/results/tracking_overhead.json]
+    python benchmarks/tracking_overhead.py [--repeats 3] [--config configs/toy.yaml] [--epochs-per-stage 1]
+    python benchmarks/tracking_overhead.py --stress [--repeats 3]
 
-Prints one JSON line per run and a summary line with the median overhead (tracked / untracked - 1).
+Prints one JSON line per run and a summary: the direct shares (median over the tracked runs), the median,
+lowest and highest pair ratio minus one (the overhead) of each time, and the median times of each mode.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,10 +52,11 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tracking_overhead.json"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "tracking_overhead.json"
 
-CONFIG = {
-    "General": {"name": "overhead", "seed": 1},
+STRESS = {
+    "General": {"name": "overhead-stress", "seed": 1},
     "Data": {"toy": {"n_train_events": 120, "n_val_events": 20, "n_particles": [2, 5], "noise_hits": 50}},
     "Architecture": {"gravnet": [{"n": 16}, {"n": 16}], "message_passing": [{"n": 32}, {"n": 16}],
                      "dense_pre_gravnet": [{"n": 64}], "dense_post_message_passing": [{"n": 64}],
@@ -40,54 +66,126 @@ CONFIG = {
 }
 
 CHILD = """
-import json, sys, time
+import json, resource, sys, threading, time
 import gravtrain
+from gravtrain.tracking.metric_writer import BackgroundMetricWriter
+from gravtrain.tracking.run import MlflowTracker
+from gravtrain.training.figures import TrainingFigures
+
+blocking = [0.0]      # seconds the training thread spent inside tracking calls
+background = [0.0]    # CPU seconds of the tracking threads of this process
+
+def on_training_thread(function):
+    def timed(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return function(*args, **kwargs)
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            blocking[0] += time.perf_counter() - start
+    return timed
+
+def thread_cpu(function):
+    def counted(*args, **kwargs):
+        start = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            background[0] += time.thread_time() - start
+    return counted
+
+for name in ("log_metrics", "flush", "set_tags"):
+    setattr(MlflowTracker, name, on_training_thread(getattr(MlflowTracker, name)))
+TrainingFigures.refresh = on_training_thread(TrainingFigures.refresh)
+TrainingFigures.close = on_training_thread(TrainingFigures.close)
+TrainingFigures._work = thread_cpu(TrainingFigures._work)
+BackgroundMetricWriter._work = thread_cpu(BackgroundMetricWriter._work)
+
+def cpu(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
 start = time.perf_counter()
 result = gravtrain.train(sys.argv[1], tracking=sys.argv[2] == "on")
-print(json.dumps({"call_seconds": time.perf_counter() - start, "loop_seconds": result.loop_seconds}))
+call_seconds = time.perf_counter() - start
+print(json.dumps({"call_seconds": call_seconds, "loop_seconds": result.loop_seconds,
+                  "loop_cpu_seconds": result.loop_cpu_seconds,
+                  "cpu_seconds": cpu(resource.RUSAGE_SELF) + cpu(resource.RUSAGE_CHILDREN),
+                  "blocking_seconds": blocking[0],
+                  "background_cpu_seconds": background[0] + cpu(resource.RUSAGE_CHILDREN)}))
 """
+
+
+def workload(args) -> dict:
+    """The config the runs train, as a dict."""
+    if args.stress:
+        config = json.loads(json.dumps(STRESS))
+        config["Training"][0]["epochs"] = args.epochs_per_stage
+        return config
+    config = yaml.safe_load(args.config.read_text())
+    for stage in config["Training"]:
+        stage["epochs"] = args.epochs_per_stage
+    return config
 
 
 def run_once(config_path: Path, tracking: bool, workdir: Path) -> dict:
     output = subprocess.run([sys.executable, "-c", CHILD, str(config_path), "on" if tracking else "off"],
-                            cwd=workdir, capture_output=True, text=True, check=True)
+                            cwd=workdir, capture_output=True, text=True)
+    if output.returncode != 0:
+        raise SystemExit(f"a training run failed (exit code {output.returncode}):\n{output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
+def summarise(rows: list[dict]) -> dict:
+    tracked = [row for row in rows if row["tracking"]]
+    summary = {"direct": {
+        "blocking_share_of_loop_seconds": statistics.median(r["blocking_seconds"] / r["loop_seconds"] for r in tracked),
+        "background_share_of_loop_cpu": statistics.median(r["background_cpu_seconds"] / r["loop_cpu_seconds"]
+                                                          for r in tracked)}}
+    for key in ("loop_seconds", "loop_cpu_seconds", "call_seconds", "cpu_seconds"):
+        pairs = {}
+        for row in rows:
+            pairs.setdefault(row["repeat"], {})[row["tracking"]] = row[key]
+        overheads = [pair[True] / pair[False] - 1.0 for pair in pairs.values() if len(pair) == 2]
+        summary[key] = {
+            "overhead_median": statistics.median(overheads), "overhead_min": min(overheads),
+            "overhead_max": max(overheads),
+            "tracked_median": statistics.median(r[key] for r in rows if r["tracking"]),
+            "untracked_median": statistics.median(r[key] for r in rows if not r["tracking"])}
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--plot-frequency", type=int, default=20)
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "toy.yaml")
+    parser.add_argument("--stress", action="store_true", help="the small, heavily tracked config instead")
+    parser.add_argument("--epochs-per-stage", type=int, default=None,
+                        help="epochs of every stage (default: 1, or 3 with --stress)")
+    parser.add_argument("--repeats", type=int, default=3, help="pairs of runs (tracked and untracked)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
-    config = json.loads(json.dumps(CONFIG))
-    config["Training"][0]["epochs"] = args.epochs
-    config["Plotting"]["plot_frequency"] = args.plot_frequency
+    if args.epochs_per_stage is None:
+        args.epochs_per_stage = 3 if args.stress else 1
+    config = workload(args)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         config_path = workdir / "overhead.yaml"
-        config_path.write_text(yaml.safe_dump(config))
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         for repeat in range(args.repeats):
             for tracking in (True, False) if repeat % 2 == 0 else (False, True):
                 row = {"repeat": repeat, "tracking": tracking, **run_once(config_path, tracking, workdir)}
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    summary = {}
-    for key in ("loop_seconds", "call_seconds"):
-        on = median([r[key] for r in rows if r["tracking"]])
-        off = median([r[key] for r in rows if not r["tracking"]])
-        summary[key] = {"tracked": on, "untracked": off, "overhead": on / off - 1.0}
-    print(json.dumps({"summary": summary}))
+    summary = summarise(rows)
+    workload_name = "stress" if args.stress else str(args.config.resolve().relative_to(REPO)
+                                                     if args.config.resolve().is_relative_to(REPO) else args.config)
+    result = {"workload": workload_name, "epochs_per_stage": args.epochs_per_stage,
+              "plotting": config.get("Plotting", {}), "runs": rows, "summary": summary}
+    print(json.dumps({"workload": workload_name, "summary": summary}))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": rows, "summary": summary}, indent=2) + "\n")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
