@@ -28,8 +28,8 @@ The last two are measured within one run, so they are immune to the drift betwee
 tracking is ``blocking_seconds / loop_seconds`` on the training thread and ``background_cpu_seconds /
 loop_cpu_seconds`` of work beside it. The pairs' ratios add what the direct figures miss (contention for the
 cores and the interpreter lock) but carry the machine's drift: on a shared 2-core VM, whole seconds in which
-runnable processes get no CPU at all make the wall time of identical runs differ by 30 % or more, while their
-CPU time differs by a few per cent.
+runnable processes get no CPU at all make the wall time of identical runs differ by a quarter or more, and
+their CPU time by up to a tenth.
 
 Usage::
 
