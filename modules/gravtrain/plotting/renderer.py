@@ -90,6 +90,7 @@ class FigureRenderer:
                     process.kill()
                     process.wait()
                     state = "stopped answering"
+                _close_pipes(process)
                 raise FigureRenderError(f"the figure renderer process {state} ({type(exc).__name__}: {exc})") from None
         status, payload = reply
         if status != "ok":
@@ -120,7 +121,7 @@ class FigureRenderer:
             process.kill()
             process.wait()
         finally:
-            process.stdout.close()
+            _close_pipes(process)
 
     def __enter__(self) -> "FigureRenderer":
         return self
@@ -134,6 +135,7 @@ class FigureRenderer:
                 return self._process
             logger.warning("the figure renderer process exited with code %s; starting a new one",
                            self._process.returncode)
+            _close_pipes(self._process)
         package_root = str(Path(__file__).resolve().parents[2])  # the folder holding the gravtrain package
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -144,6 +146,14 @@ class FigureRenderer:
                    "" if self.dpi is None else str(self.dpi)]
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         return self._process
+
+
+def _close_pipes(process: subprocess.Popen) -> None:
+    for pipe in (process.stdin, process.stdout):
+        try:
+            pipe.close()
+        except OSError:  # a broken pipe's buffered bytes cannot be flushed: they were meant for a dead child
+            pass
 
 
 # ------------------------------------------------------------------------------------------ the wire format
