@@ -72,35 +72,26 @@ from gravtrain.tracking.metric_writer import BackgroundMetricWriter
 from gravtrain.tracking.run import MlflowTracker
 from gravtrain.training.figures import TrainingFigures
 
-blocking = [0.0]      # seconds the training thread spent inside tracking calls
-background = [0.0]    # CPU seconds of the tracking threads of this process
+totals = {"blocking": 0.0,     # seconds the training thread spent inside tracking calls
+          "background": 0.0}   # CPU seconds of the tracking threads of this process
 
-def on_training_thread(function):
-    def timed(*args, **kwargs):
-        if threading.current_thread() is not threading.main_thread():
+def timed(function, total, clock, training_thread_only=False):
+    # function, adding the clock time of each of its calls to totals[total]
+    def wrapper(*args, **kwargs):
+        if training_thread_only and threading.current_thread() is not threading.main_thread():
             return function(*args, **kwargs)
-        start = time.perf_counter()
+        start = clock()
         try:
             return function(*args, **kwargs)
         finally:
-            blocking[0] += time.perf_counter() - start
-    return timed
+            totals[total] += clock() - start
+    return wrapper
 
-def thread_cpu(function):
-    def counted(*args, **kwargs):
-        start = time.thread_time()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            background[0] += time.thread_time() - start
-    return counted
-
-for name in ("log_metrics", "flush", "set_tags"):
-    setattr(MlflowTracker, name, on_training_thread(getattr(MlflowTracker, name)))
-TrainingFigures.refresh = on_training_thread(TrainingFigures.refresh)
-TrainingFigures.close = on_training_thread(TrainingFigures.close)
-TrainingFigures._work = thread_cpu(TrainingFigures._work)
-BackgroundMetricWriter._work = thread_cpu(BackgroundMetricWriter._work)
+for owner, name in ((MlflowTracker, "log_metrics"), (MlflowTracker, "flush"), (MlflowTracker, "set_tags"),
+                    (TrainingFigures, "refresh"), (TrainingFigures, "close")):
+    setattr(owner, name, timed(getattr(owner, name), "blocking", time.perf_counter, training_thread_only=True))
+for owner in (TrainingFigures, BackgroundMetricWriter):
+    owner._work = timed(owner._work, "background", time.thread_time)
 
 def cpu(who):
     usage = resource.getrusage(who)
@@ -112,8 +103,8 @@ call_seconds = time.perf_counter() - start
 print(json.dumps({"call_seconds": call_seconds, "loop_seconds": result.loop_seconds,
                   "loop_cpu_seconds": result.loop_cpu_seconds,
                   "cpu_seconds": cpu(resource.RUSAGE_SELF) + cpu(resource.RUSAGE_CHILDREN),
-                  "blocking_seconds": blocking[0],
-                  "background_cpu_seconds": background[0] + cpu(resource.RUSAGE_CHILDREN)}))
+                  "blocking_seconds": totals["blocking"],
+                  "background_cpu_seconds": totals["background"] + cpu(resource.RUSAGE_CHILDREN)}))
 """
 
 

@@ -208,8 +208,7 @@ class MlflowTracker:
             for metric in sorted(self._client.get_metric_history(self._run_id, key),
                                  key=lambda m: (m.step, m.timestamp)):
                 by_step[metric.step] = metric.value
-            steps = sorted(by_step)
-            histories[key] = (steps, [by_step[step] for step in steps])
+            histories[key] = (list(by_step), list(by_step.values()))  # filled in step order
         return histories
 
     # ----------------------------------------------------------------------------------------- artifacts
