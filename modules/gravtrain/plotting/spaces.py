@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gravtrain.plotting.event_display import assign_object_colours, draw_event_views, hit_colours
+from gravtrain.plotting.reuse import figure_with_axes
 
 SPACE_MARKER_AREA = 12.0        # points^2, every hit when no beta is given
 MIN_BETA_MARKER_AREA = 3.0      # points^2, at beta = 0
@@ -44,7 +45,7 @@ def _strip_rows(object_id: np.ndarray) -> tuple[np.ndarray, list[int], list[str]
 
 def coordinate_space_figure(coords: np.ndarray, object_id: np.ndarray, *, beta: np.ndarray | None = None,
                             title: str | None = None, axis_label: str = "c",
-                            figsize: tuple[float, float] | None = None) -> Figure:
+                            figsize: tuple[float, float] | None = None, figure: Figure | None = None) -> Figure:
     """The hits of one event in a learned space, coloured by truth object.
 
     Args:
@@ -59,6 +60,8 @@ def coordinate_space_figure(coords: np.ndarray, object_id: np.ndarray, *, beta: 
         title: optional figure title, above a summary line.
         axis_label: name of the space's coordinates; axes are labelled ``f"{axis_label}{dim}"``.
         figsize: inches; by default 5.5 inches per panel.
+        figure: an earlier figure of this function to draw into (``gravtrain.plotting.reuse``), or None; a new
+            one is made when the earlier one has other panels.
 
     Returns:
         A ``matplotlib.figure.Figure`` (not attached to pyplot).
@@ -89,8 +92,9 @@ def coordinate_space_figure(coords: np.ndarray, object_id: np.ndarray, *, beta: 
     order = np.lexsort((confidence, object_id >= 0))
 
     pairs = ((0,),) if n_dims == 1 else PLANE_PAIRS[:1] if n_dims == 2 else PLANE_PAIRS
-    figure = Figure(figsize=figsize or (5.5 * len(pairs) + 0.5, 5.0), layout="constrained")
-    for axes, pair in zip(figure.subplots(1, len(pairs), squeeze=False)[0], pairs):
+    figure, grid = figure_with_axes(figure, f"coordinate_space_figure{pairs}", columns=len(pairs),
+                                    figsize=figsize or (5.5 * len(pairs) + 0.5, 5.0))
+    for axes, pair in zip(grid[0], pairs):
         horizontal = coords[:, pair[0]]
         if len(pair) == 1:
             vertical, ticks, tick_labels = _strip_rows(object_id)

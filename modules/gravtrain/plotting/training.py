@@ -15,6 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
+from gravtrain.plotting.reuse import figure_with_axes
+
 STAGE_SHADES = ("0.93", "0.85")
 
 
@@ -57,7 +59,7 @@ def _finite_steps(steps: np.ndarray) -> tuple[float | None, float | None]:
 
 def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, stage_boundaries: Sequence[float] = (),
                        stage_names: Sequence[str] = (), log_y: bool = True,
-                       figsize: tuple[float, float] = (10.0, 6.0)) -> Figure:
+                       figsize: tuple[float, float] = (10.0, 6.0), figure: Figure | None = None) -> Figure:
     """One line per loss term against the global step, with dashed lines where stages begin.
 
     Args:
@@ -69,12 +71,12 @@ def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, s
         log_y: logarithmic y axis when every finite value is positive, symmetric-log otherwise (linear
             within the smallest non-zero magnitude); linear when False.
         figsize: inches.
+        figure: an earlier figure of this function to draw into (``gravtrain.plotting.reuse``), or None.
 
     Returns:
         A ``matplotlib.figure.Figure`` with one axes.
     """
-    figure = Figure(figsize=figsize, layout="constrained")
-    axes = figure.subplots()
+    figure, [[axes]] = figure_with_axes(figure, "loss_curves_figure", figsize=figsize)
     kept_values, kept_steps = [], []
     for name, (steps, values) in curves.items():
         steps, values = np.asarray(steps, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
@@ -94,6 +96,8 @@ def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, s
     elif log_y:
         magnitudes = np.abs(all_values[all_values != 0])
         axes.set_yscale("symlog", linthresh=float(magnitudes.min()) if len(magnitudes) else 1.0)
+    else:
+        axes.set_yscale("linear")
     for boundary in stage_boundaries:
         axes.axvline(float(boundary), color="0.3", linestyle="--", linewidth=1)
     _label_stages(axes, _stage_spans(stage_boundaries, stage_names, *_finite_steps(all_steps)), centred=False)
@@ -105,7 +109,8 @@ def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, s
 
 
 def schedule_figure(steps: np.ndarray, learning_rate: np.ndarray, *, stage_boundaries: Sequence[float] = (),
-                    stage_names: Sequence[str] = (), figsize: tuple[float, float] = (10.0, 4.5)) -> Figure:
+                    stage_names: Sequence[str] = (), figsize: tuple[float, float] = (10.0, 4.5),
+                    figure: Figure | None = None) -> Figure:
     """The learning rate against the global step (log y axis), with each stage shaded and named.
 
     Args:
@@ -116,6 +121,7 @@ def schedule_figure(steps: np.ndarray, learning_rate: np.ndarray, *, stage_bound
             first step (or boundary) to the last.
         stage_names: names of the stages (see the module docstring), written in the middle of each stage.
         figsize: inches.
+        figure: an earlier figure of this function to draw into (``gravtrain.plotting.reuse``), or None.
 
     Returns:
         A ``matplotlib.figure.Figure`` with one axes.
@@ -125,8 +131,7 @@ def schedule_figure(steps: np.ndarray, learning_rate: np.ndarray, *, stage_bound
     if len(steps) != len(learning_rate):
         raise ValueError(f"{len(steps)} steps but {len(learning_rate)} learning rates")
     keep = np.isfinite(steps) & np.isfinite(learning_rate) & (learning_rate > 0)
-    figure = Figure(figsize=figsize, layout="constrained")
-    axes = figure.subplots()
+    figure, [[axes]] = figure_with_axes(figure, "schedule_figure", figsize=figsize)
     spans = _stage_spans(stage_boundaries, stage_names, *_finite_steps(steps[keep]))
     for index, (start, end, _) in enumerate(spans):
         if end > start:
