@@ -13,7 +13,7 @@ import pytest
 from matplotlib.image import imread
 
 from gravtrain.plotting import schedule_figure
-from gravtrain.plotting.renderer import FigureJob, FigureRenderer, FigureRenderError
+from gravtrain.plotting.renderer import FigureJob, FigureRenderer, FigureRenderError, _Drawer
 
 STEPS = np.arange(1, 40)
 RATES = np.where(STEPS < 20, 1e-3, 1e-4)
@@ -39,6 +39,9 @@ def test_the_child_draws_what_this_process_would(renderer):
     schedule_figure(STEPS, RATES, **STAGES).savefig(here, format="png", dpi=40)
     np.testing.assert_array_equal(pixels(second), pixels(here.getvalue()))
     assert renderer.pid not in (None, os.getpid())
+    spent = renderer.cpu_seconds  # the child's CPU time, starting matplotlib included
+    renderer.render([loss])
+    assert 0 < spent < renderer.cpu_seconds
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no process priorities on this system")
@@ -88,3 +91,40 @@ def test_a_child_that_dies_is_reported_then_replaced():
         assert len(renderer.render([FigureJob("schedule_figure", (STEPS, RATES))])) == 1
         assert renderer.pid not in (None, first, second)
     assert renderer.pid is None
+
+
+def test_a_live_figure_is_drawn_again_into_the_same_figure_with_its_first_layout(renderer):
+    job = FigureJob("schedule_figure", (STEPS, RATES), STAGES, key="plots/schedule.png")
+    first, again = renderer.render([job]), renderer.render([job])
+    here = io.BytesIO()
+    schedule_figure(STEPS, RATES, **STAGES).savefig(here, format="png", dpi=40)
+    np.testing.assert_array_equal(pixels(first[0]), pixels(here.getvalue()))
+    np.testing.assert_array_equal(pixels(again[0]), pixels(here.getvalue()))
+    longer = FigureJob("schedule_figure", (STEPS * 1000, RATES), STAGES, key="plots/schedule.png")
+    [relaid] = renderer.render([longer])  # longer tick labels: laid out again, as a new figure would be
+    here = io.BytesIO()
+    schedule_figure(STEPS * 1000, RATES, **STAGES).savefig(here, format="png", dpi=40)
+    np.testing.assert_array_equal(pixels(relaid), pixels(here.getvalue()))
+
+
+def test_the_layout_of_a_live_figure_is_kept_while_its_labels_keep_their_lengths():
+    drawer = _Drawer(dpi=40)
+    rng = np.random.default_rng(3)
+
+    def space_job(scale: float, n_hits: int) -> tuple:  # the extremes (and so the ticks) set by two corner hits
+        coords = np.concatenate([[[-scale] * 3, [scale] * 3], rng.uniform(-scale, scale, (n_hits, 3))])
+        return "coordinate_space_figure", (coords, rng.integers(0, 3, n_hits + 2)), {}, "space"
+
+    drawer.draw([space_job(0.9, 50)])
+    drawer.draw([space_job(0.9, 55)])  # equal-aspect axes: the limits follow the layout once, then settle
+    figure = drawer.live["space"].figure
+    positions = [axes.get_position().bounds for axes in figure.axes]
+    assert figure.get_layout_engine() is None  # no layout pass at the next savefig
+    drawer.draw([space_job(0.9, 60)])
+    assert drawer.live["space"].figure is figure
+    assert [axes.get_position().bounds for axes in figure.axes] == positions
+    drawer.draw([space_job(900.0, 60)])  # "−500" where there was "−0.5": laid out again, then kept again
+    assert drawer.live["space"].figure is figure and figure.get_layout_engine() is None
+    assert [axes.get_position().bounds for axes in figure.axes] != positions
+    drawer.draw([("schedule_figure", (STEPS, RATES), {}, "space")])  # another function under the key: a new figure
+    assert drawer.live["space"].figure is not figure

@@ -66,7 +66,9 @@ def test_refresh_returns_before_drawing_and_close_waits(figures):
         time.sleep(0.05)
     assert figures._renderer.pid not in (None, os.getpid())  # drawn in the renderer process
     tracker.gate.set()
+    drawn = figures.drawn
     figures.close()
+    assert figures.drawn == drawn + 2 and figures.cpu_seconds > 0
     names = tracker.logged
     assert names.count("plots/loss_terms.png") == 2 and names.count("plots/space_cluster.png") == 2
     assert names[-1] == "plots/space_cluster.png" and {"plots/schedule.png", "plots/space_gravnet_1.png"} <= set(names)

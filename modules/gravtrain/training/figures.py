@@ -5,7 +5,8 @@
 - ``plots/space_gravnet_<i>.png`` and ``plots/space_cluster.png``: the GravNet spaces and the cluster space
   of one validation event (the busiest of the first 20), coloured by truth object, with β as marker size.
 
-Drawing costs about a second of CPU per refresh, so it does not run in the training loop: ``refresh`` takes a
+Drawing costs about half a second of CPU per refresh (each plot is drawn into its figure of the last refresh,
+with its layout kept), so it does not run in the training loop: ``refresh`` takes a
 snapshot (copies of the curves, one forward pass of the probe model on the event) and hands it to one
 background thread, which has the figures drawn by a low-priority child process
 (`gravtrain.plotting.renderer.FigureRenderer`, so drawing never holds this process's interpreter lock) and
@@ -72,7 +73,8 @@ class TrainingFigures:
         self._error: BaseException | None = None
         self._worker: threading.Thread | None = None
         self._renderer = FigureRenderer()
-        self.skipped = 0
+        self.skipped = 0  # snapshots replaced by a newer one before they were drawn
+        self.drawn = 0    # snapshots drawn and logged
 
     def warm_up(self) -> None:
         """Pay the one-time costs before training starts (for a tracked run): trace the probe's forward pass
@@ -112,8 +114,16 @@ class TrainingFigures:
                     break
                 self._condition.wait(timeout=1.0)
         self._renderer.close()
+        if self.drawn or self.skipped:
+            logger.info("live plots: %d refreshes drawn (%d replaced by a newer one first), %.1f CPU-s in the renderer",
+                        self.drawn, self.skipped, self.cpu_seconds)
         if raise_error:
             self._raise_error()
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the renderer process has spent drawing (and starting) so far."""
+        return self._renderer.cpu_seconds
 
     # ------------------------------------------------------------------ drawing thread
     def _raise_error(self) -> None:
@@ -130,6 +140,7 @@ class TrainingFigures:
                 self._busy = True
             try:
                 self._draw(tracker, snapshot)
+                self.drawn += 1
             except BaseException as error:  # handed to the training thread at its next refresh or close
                 logger.warning("the live plots of step %d failed: %s", snapshot.step, error)
                 self._error = error
@@ -144,19 +155,21 @@ class TrainingFigures:
             tracker.log_bytes(png, artifact)
 
     def _jobs(self, snapshot: _Snapshot) -> tuple[list[str], list[FigureJob]]:
-        """The artifact names and the figure jobs of one snapshot."""
+        """The artifact names and the figure jobs of one snapshot; each job is keyed by its artifact, so the renderer
+        draws each plot into its figure of the last refresh (``gravtrain.plotting.renderer``, live figures)."""
         stages = {"stage_boundaries": snapshot.stage_boundaries, "stage_names": snapshot.stage_names}
         artifacts, jobs = [], []
         if any(steps for steps, _ in snapshot.curves.values()):
             artifacts.append("plots/loss_terms.png")
-            jobs.append(FigureJob("loss_curves_figure", (snapshot.curves,), stages))
+            jobs.append(FigureJob("loss_curves_figure", (snapshot.curves,), stages, artifacts[-1]))
         if snapshot.lr[0]:
             artifacts.append("plots/schedule.png")
-            jobs.append(FigureJob("schedule_figure", (np.asarray(snapshot.lr[0]), np.asarray(snapshot.lr[1])), stages))
+            jobs.append(FigureJob("schedule_figure", (np.asarray(snapshot.lr[0]), np.asarray(snapshot.lr[1])), stages,
+                                  artifacts[-1]))
         for name, coords in snapshot.spaces.items():
             label = "cluster space" if name == "cluster" else f"{name} space"
             artifacts.append(f"plots/space_{name}.png")
             jobs.append(FigureJob("coordinate_space_figure", (coords, self.t_idx), {
                 "beta": snapshot.beta, "title": f"{label}, validation event {self.event_index}, step {snapshot.step}",
-                "axis_label": "c" if name == "cluster" else "s"}))
+                "axis_label": "c" if name == "cluster" else "s"}, artifacts[-1]))
         return artifacts, jobs
