@@ -136,9 +136,13 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
             except BaseException:
                 trainer.figures.close(raise_error=False)
                 raise
-            trainer.figures.close()
         loop_seconds, loop_cpu_seconds = time.perf_counter() - loop_started, _cpu_seconds() - loop_cpu_started
-        metrics = trainer.finish()
+        try:  # the last live plots are drawn while the model is evaluated and logged
+            metrics = trainer.finish()
+        except BaseException:
+            trainer.figures.close(raise_error=False)
+            raise
+        trainer.figures.close()
     return TrainResult(run_id=run.run_id, run_dir=run.run_dir, model=model, metrics=metrics,
                        stage_end_reasons=list(progress.stage_end_reasons),
                        curves=dict(trainer.recorder.curves),
