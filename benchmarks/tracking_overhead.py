@@ -3,8 +3,8 @@
 Two workloads:
 
 - default: a config as users run it, ``--config`` (``configs/toy.yaml``), with every stage cut to
-  ``--epochs-per-stage`` epochs (1) so that a repeat takes minutes; its own ``Plotting`` settings (the toy's:
-  records every 5 batches, plots every 50 and at each epoch end);
+  ``--epochs-per-stage`` epochs (1) so that a repeat takes minutes, or as it is (``--as-configured``); its own
+  ``Plotting`` settings (the toy's: records every 5 batches, plots every 200 and at each epoch end);
 - ``--stress``: a small toy config that exercises tracking much harder than any shipped one (120 events, so an
   epoch, and with it a plot refresh, every ~10 batches; a record every batch; plots every 20 batches).
 
@@ -12,17 +12,22 @@ Each repeat is a pair: both modes, one after the other in a fresh process each (
 the order alternating between repeats; a pair's ratio (tracked / untracked) cancels most of the drift of a
 shared machine. Per run:
 
-- ``loop_seconds``: the training stages (batches, records, plots, checkpoints, validation, and the wait for the
-  last plots): the part the < 3 % target is about;
+- ``loop_seconds``: the training stages (batches, records, plots, checkpoints, validation): the part the < 3 %
+  target is about;
 - ``call_seconds``: the whole ``train`` call, with the start (params, tags, config artifacts) and the end
-  (evaluation figures and the MLflow Keras model, which only a tracked run logs);
-- ``loop_cpu_seconds``: user + system CPU time of the training process and the figure renderer during the
-  stages: what the loop's wall time costs in work, far less sensitive to a shared machine's drift;
+  (evaluation figures and the MLflow Keras model, which only a tracked run logs, and the wait for the last live
+  plots, drawn meanwhile);
+- ``loop_cpu_seconds``: user + system CPU time of the training process during the stages, plus (tracked runs)
+  all of the figure renderer's (``plot_cpu_seconds``: its start, every refresh, the last one drawn after the
+  stages): what the loop costs in work, far less sensitive to a shared machine's drift;
 - ``cpu_seconds``: the same for the whole process, start-up and imports included;
-- ``blocking_seconds`` (tracked runs): wall time the training thread spent inside tracking calls (metric
-  records, flushes, tags, plot snapshots, the wait for the last plots);
+- ``blocking_seconds`` (tracked runs): wall time the training thread spent inside tracking calls during the
+  stages (metric records, flushes, tags, plot snapshots), and per call in ``blocking_by_call``;
 - ``background_cpu_seconds`` (tracked runs): CPU time of the tracking threads (metric writer, plot uploads)
-  and of the child processes (the figure renderer; ``git`` for the provenance tags).
+  and of the child processes (the figure renderer; ``git`` for the provenance tags);
+- ``plot_refreshes``, ``plot_refreshes_replaced``, ``end_wait_seconds`` (tracked runs): refreshes drawn, those
+  replaced by a newer one before drawing, and how long the call waited for the last one after the model was
+  logged.
 
 The last two are measured within one run, so they are immune to the drift between runs: the direct cost of
 tracking is ``blocking_seconds / loop_seconds`` on the training thread and ``background_cpu_seconds /
@@ -33,7 +38,8 @@ their CPU time by up to a tenth.
 
 Usage::
 
-    python benchmarks/tracking_overhead.py [--repeats 3] [--config configs/toy.yaml] [--epochs-per-stage 1]
+    python benchmarks/tracking_overhead.py [--repeats 3] [--config configs/toy.yaml] [--epochs-per-stage 1 |
+                                           --as-configured]
     python benchmarks/tracking_overhead.py --stress [--repeats 3]
 
 Prints one JSON line per run and a summary: the direct shares (median over the tracked runs), the median,
@@ -71,27 +77,62 @@ import gravtrain
 from gravtrain.tracking.metric_writer import BackgroundMetricWriter
 from gravtrain.tracking.run import MlflowTracker
 from gravtrain.training.figures import TrainingFigures
+from gravtrain.training.loop import _StagedTrainer
 
-totals = {"blocking": 0.0,     # seconds the training thread spent inside tracking calls
-          "background": 0.0}   # CPU seconds of the tracking threads of this process
+blocking = {}           # call -> seconds the training thread spent in it during the stages
+background = [0.0]      # CPU seconds of the tracking threads of this process
+plots = {}              # what the live plots cost, read when they are closed
+in_stages = threading.Event()
 
-def timed(function, total, clock, training_thread_only=False):
-    # function, adding the clock time of each of its calls to totals[total]
+def timed_on_training_thread(owner, name):
+    function = getattr(owner, name)
     def wrapper(*args, **kwargs):
-        if training_thread_only and threading.current_thread() is not threading.main_thread():
+        if not in_stages.is_set() or threading.current_thread() is not threading.main_thread():
             return function(*args, **kwargs)
-        start = clock()
+        start = time.perf_counter()
         try:
             return function(*args, **kwargs)
         finally:
-            totals[total] += clock() - start
+            key = owner.__name__ + "." + name
+            blocking[key] = blocking.get(key, 0.0) + time.perf_counter() - start
+    setattr(owner, name, wrapper)
+
+def timed_thread(owner):
+    function = owner._work
+    def wrapper(*args, **kwargs):
+        start = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            background[0] += time.thread_time() - start
+    owner._work = wrapper
+
+def stages(function):
+    def wrapper(*args, **kwargs):
+        in_stages.set()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            in_stages.clear()
+    return wrapper
+
+def closing(function):
+    def wrapper(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(self, *args, **kwargs)
+        finally:
+            plots.update(end_wait_seconds=time.perf_counter() - start, plot_cpu_seconds=self.cpu_seconds,
+                         plot_refreshes=self.drawn, plot_refreshes_replaced=self.skipped)
     return wrapper
 
 for owner, name in ((MlflowTracker, "log_metrics"), (MlflowTracker, "flush"), (MlflowTracker, "set_tags"),
-                    (TrainingFigures, "refresh"), (TrainingFigures, "close")):
-    setattr(owner, name, timed(getattr(owner, name), "blocking", time.perf_counter, training_thread_only=True))
+                    (TrainingFigures, "refresh")):
+    timed_on_training_thread(owner, name)
 for owner in (TrainingFigures, BackgroundMetricWriter):
-    owner._work = timed(owner._work, "background", time.thread_time)
+    timed_thread(owner)
+_StagedTrainer.run_stages = stages(_StagedTrainer.run_stages)
+TrainingFigures.close = closing(TrainingFigures.close)
 
 def cpu(who):
     usage = resource.getrusage(who)
@@ -100,23 +141,21 @@ def cpu(who):
 start = time.perf_counter()
 result = gravtrain.train(sys.argv[1], tracking=sys.argv[2] == "on")
 call_seconds = time.perf_counter() - start
+plot_cpu = plots.get("plot_cpu_seconds", 0.0)
 print(json.dumps({"call_seconds": call_seconds, "loop_seconds": result.loop_seconds,
-                  "loop_cpu_seconds": result.loop_cpu_seconds,
+                  "loop_cpu_seconds": result.loop_cpu_seconds + plot_cpu,
                   "cpu_seconds": cpu(resource.RUSAGE_SELF) + cpu(resource.RUSAGE_CHILDREN),
-                  "blocking_seconds": totals["blocking"],
-                  "background_cpu_seconds": totals["background"] + cpu(resource.RUSAGE_CHILDREN)}))
+                  "blocking_seconds": sum(blocking.values()), "blocking_by_call": blocking,
+                  "background_cpu_seconds": background[0] + cpu(resource.RUSAGE_CHILDREN), **plots}))
 """
 
 
 def workload(args) -> dict:
     """The config the runs train, as a dict."""
-    if args.stress:
-        config = json.loads(json.dumps(STRESS))
-        config["Training"][0]["epochs"] = args.epochs_per_stage
-        return config
-    config = yaml.safe_load(args.config.read_text())
-    for stage in config["Training"]:
-        stage["epochs"] = args.epochs_per_stage
+    config = json.loads(json.dumps(STRESS)) if args.stress else yaml.safe_load(args.config.read_text())
+    if not args.as_configured:
+        for stage in config["Training"]:
+            stage["epochs"] = args.epochs_per_stage
     return config
 
 
@@ -133,7 +172,10 @@ def summarise(rows: list[dict]) -> dict:
     summary = {"direct": {
         "blocking_share_of_loop_seconds": statistics.median(r["blocking_seconds"] / r["loop_seconds"] for r in tracked),
         "background_share_of_loop_cpu": statistics.median(r["background_cpu_seconds"] / r["loop_cpu_seconds"]
-                                                          for r in tracked)}}
+                                                          for r in tracked),
+        "plot_cpu_seconds_per_refresh": statistics.median(r["plot_cpu_seconds"] / max(r["plot_refreshes"], 1)
+                                                          for r in tracked),
+        "end_wait_seconds": statistics.median(r["end_wait_seconds"] for r in tracked)}}
     for key in ("loop_seconds", "loop_cpu_seconds", "call_seconds", "cpu_seconds"):
         pairs = {}
         for row in rows:
@@ -153,6 +195,7 @@ def main() -> None:
     parser.add_argument("--stress", action="store_true", help="the small, heavily tracked config instead")
     parser.add_argument("--epochs-per-stage", type=int, default=None,
                         help="epochs of every stage (default: 1, or 3 with --stress)")
+    parser.add_argument("--as-configured", action="store_true", help="every stage's epochs as the config has them")
     parser.add_argument("--repeats", type=int, default=3, help="pairs of runs (tracked and untracked)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
@@ -172,7 +215,7 @@ def main() -> None:
     summary = summarise(rows)
     workload_name = "stress" if args.stress else str(args.config.resolve().relative_to(REPO)
                                                      if args.config.resolve().is_relative_to(REPO) else args.config)
-    result = {"workload": workload_name, "epochs_per_stage": args.epochs_per_stage,
+    result = {"workload": workload_name, "epochs_per_stage": "as configured" if args.as_configured else args.epochs_per_stage,
               "plotting": config.get("Plotting", {}), "runs": rows, "summary": summary}
     print(json.dumps({"workload": workload_name, "summary": summary}))
     args.out.parent.mkdir(parents=True, exist_ok=True)

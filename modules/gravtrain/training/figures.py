@@ -5,14 +5,15 @@
 - ``plots/space_gravnet_<i>.png`` and ``plots/space_cluster.png``: the GravNet spaces and the cluster space
   of one validation event (the busiest of the first 20), coloured by truth object, with β as marker size.
 
-Drawing costs about half a second of CPU per refresh (each plot is drawn into its figure of the last refresh,
-with its layout kept), so it does not run in the training loop: ``refresh`` takes a
-snapshot (copies of the curves, one forward pass of the probe model on the event) and hands it to one
-background thread, which has the figures drawn by a low-priority child process
+Drawing costs about a CPU-second per refresh on a 2-core machine (each plot is drawn into its figure of the
+last refresh, with its layout kept: about 60 % of new figures' cost), so it does not run in the
+training loop: ``refresh`` takes a snapshot (copies of the curves, one forward pass of the probe model on the
+event) and hands it to one background thread, which has the figures drawn by a low-priority child process
 (`gravtrain.plotting.renderer.FigureRenderer`, so drawing never holds this process's interpreter lock) and
 uploads the PNGs while training goes on. Only the newest snapshot waits: one that has not started when a newer
 one arrives is replaced, so a slow store can delay the plots but never training, and never queues work.
-``close`` waits for the last snapshot and ends the child; an error of the drawing thread is raised there.
+``close`` waits for the last snapshot (the training loop calls it after the model is evaluated and logged, so
+the last plots are drawn meanwhile) and ends the child; an error of the drawing thread is raised there.
 
 A resumed run draws the whole run: the curves the store already holds are part of the recorder's, and the
 stages' first steps are kept in the checkpoint's ``Progress``.
