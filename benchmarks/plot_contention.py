@@ -66,6 +66,7 @@ class Drawing:
 
     def __init__(self, renderer: FigureRenderer, jobs):
         self.renderer, self.jobs = renderer, jobs
+        self.lock = threading.Lock()  # a drawing starts only while busy, decided under the lock
         self.busy, self.idle, self.drawing = threading.Event(), threading.Event(), threading.Event()
         self.idle.set()
         self.stop = False
@@ -75,10 +76,14 @@ class Drawing:
 
     def _run(self) -> None:
         while not self.stop:
-            if not self.busy.wait(timeout=0.1):
+            with self.lock:
+                start = self.busy.is_set()
+                if start:
+                    self.idle.clear()
+                    self.drawing.set()
+            if not start:
+                time.sleep(0.01)
                 continue
-            self.idle.clear()
-            self.drawing.set()
             self.renderer.render(self.jobs)
             self.refreshes += 1
             self.drawing.clear()
@@ -86,13 +91,12 @@ class Drawing:
 
     def set_busy(self, busy: bool) -> None:
         """Switch, and return once the renderer is drawing (busy) or has finished its last drawing (idle)."""
-        if busy:
-            self.busy.set()
-            self.drawing.wait()
-        else:
-            self.busy.clear()
-            time.sleep(0.05)
-            self.idle.wait()
+        with self.lock:
+            if busy:
+                self.busy.set()
+            else:
+                self.busy.clear()
+        (self.drawing if busy else self.idle).wait()
 
 
 def live_plot_jobs(config, model, val_store, recorder, step: int) -> list:
