@@ -42,7 +42,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from gravtrain.config import load_config  # noqa: E402
 from gravtrain.data import FeatureStats, load_event_sets  # noqa: E402
@@ -51,7 +50,7 @@ from gravtrain.losses import ObjectCondensationLoss  # noqa: E402
 from gravtrain.model import build_model  # noqa: E402
 from gravtrain.plotting.renderer import FigureRenderer  # noqa: E402
 from gravtrain.tracking import NullTracker  # noqa: E402
-from gravtrain.training.figures import TrainingFigures, _Snapshot  # noqa: E402
+from gravtrain.training.figures import TrainingFigures  # noqa: E402
 from gravtrain.training.optimizer import make_optimizer  # noqa: E402
 from gravtrain.training.recorder import MetricRecorder  # noqa: E402
 from gravtrain.training.stages import loss_options  # noqa: E402
@@ -102,13 +101,7 @@ class Drawing:
 def live_plot_jobs(config, model, val_store, recorder, step: int) -> list:
     """The renderer jobs of one refresh of the config's live plots, as a training run would hand them over."""
     figures = TrainingFigures(config, model, val_store)
-    spaces = {name: value.numpy() for name, value in figures._probe(figures.inputs).items()}
-    lr_steps, lr_values = recorder.curves["lr"]
-    snapshot = _Snapshot(step=step, curves={**recorder.curves_with_prefix("objective"),
-                                            **recorder.curves_with_prefix("loss/")},
-                         lr=(list(lr_steps), list(lr_values)), stage_boundaries=[0], stage_names=["stage"],
-                         spaces={k: v for k, v in spaces.items() if k != "beta"}, beta=spaces["beta"].reshape(-1))
-    return figures._jobs(snapshot)[1]
+    return figures._jobs(figures._snapshot(recorder, [(0, "stage")], step))[1]
 
 
 def measure(args) -> dict:

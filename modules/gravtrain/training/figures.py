@@ -89,14 +89,7 @@ class TrainingFigures:
         if tracker.run_id is None:
             return
         self._raise_error()
-        spaces = {name: value.numpy() for name, value in self._probe(self.inputs).items()}
-        curves = {**recorder.curves_with_prefix("objective"), **recorder.curves_with_prefix("loss/")}  # new lists
-        lr_steps, lr_values = recorder.curves.get("lr", ([], []))
-        snapshot = _Snapshot(step=progress.step, curves=curves, lr=(list(lr_steps), list(lr_values)),
-                             stage_boundaries=[step for step, _ in stage_marks],
-                             stage_names=[name for _, name in stage_marks],
-                             spaces={k: v for k, v in spaces.items() if k != "beta"},
-                             beta=spaces["beta"].reshape(-1))
+        snapshot = self._snapshot(recorder, stage_marks, progress.step)
         with self._condition:
             if self._pending is not None:
                 self.skipped += 1
@@ -105,6 +98,16 @@ class TrainingFigures:
                 self._worker = threading.Thread(target=self._work, name="gravtrain-figures", daemon=True)
                 self._worker.start()
             self._condition.notify_all()
+
+    def _snapshot(self, recorder, stage_marks, step: int) -> _Snapshot:
+        """What one refresh draws, copied now: the curves, and the probe's forward pass on the event."""
+        spaces = {name: value.numpy() for name, value in self._probe(self.inputs).items()}
+        curves = {**recorder.curves_with_prefix("objective"), **recorder.curves_with_prefix("loss/")}  # new lists
+        lr_steps, lr_values = recorder.curves.get("lr", ([], []))
+        return _Snapshot(step=step, curves=curves, lr=(list(lr_steps), list(lr_values)),
+                         stage_boundaries=[first for first, _ in stage_marks],
+                         stage_names=[name for _, name in stage_marks],
+                         spaces={k: v for k, v in spaces.items() if k != "beta"}, beta=spaces["beta"].reshape(-1))
 
     def close(self, raise_error: bool = True) -> None:
         """Wait until the newest snapshot is drawn and logged; raise the drawing thread's error, if any (with

@@ -73,8 +73,8 @@ class TrainResult:
             (the same records the tracker got; a resumed call also holds what the store had before it).
         seconds: wall time of this call.
         loop_seconds: wall time of the stages (batches, records, plots, checkpoints, validation).
-        loop_cpu_seconds: CPU time (user + system) of this process and of its children that ended meanwhile
-            (the figure renderer) during the stages.
+        loop_cpu_seconds: CPU time (user + system) of this process during the stages (the live plots' renderer
+            process ends after them: its CPU time is logged at the end of the run).
     """
 
     run_id: str | None
@@ -129,16 +129,12 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
             run.log_start(config, stats, model_summary(model))
         trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store)
         loop_started, loop_cpu_started = time.perf_counter(), _cpu_seconds()
-        with _graceful_interrupt() as interrupt:
-            trainer.interrupt = interrupt
-            try:
+        try:
+            with _graceful_interrupt() as interrupt:
+                trainer.interrupt = interrupt
                 trainer.run_stages()
-            except BaseException:
-                trainer.figures.close(raise_error=False)
-                raise
-        loop_seconds, loop_cpu_seconds = time.perf_counter() - loop_started, _cpu_seconds() - loop_cpu_started
-        try:  # the last live plots are drawn while the model is evaluated and logged
-            metrics = trainer.finish()
+            loop_seconds, loop_cpu_seconds = time.perf_counter() - loop_started, _cpu_seconds() - loop_cpu_started
+            metrics = trainer.finish()  # the last live plots are drawn meanwhile
         except BaseException:
             trainer.figures.close(raise_error=False)
             raise
