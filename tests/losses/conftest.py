@@ -37,6 +37,9 @@ def random_batch(seed: int, event_t_idx=EVENT_T_IDX, n_coords: int = 3) -> dict:
         "ccoords": rng.normal(size=(n_hits, n_coords)),
         "dist": rng.uniform(0.5, 1.5, size=(n_hits, 1)),
         "spectator": rng.uniform(0.0, 1.0, size=(n_hits, 1)) * (rng.uniform(size=(n_hits, 1)) < 0.4),
+        # About a quarter of the rows are tracks, so some objects have a track of high β and some (one-hit
+        # objects) are tracks alone.
+        "is_track": (rng.uniform(size=(n_hits, 1)) < 0.25).astype(np.float64),
         "t_idx": t_idx[:, None],
         "row_splits": row_splits,
         "predictions": {

@@ -21,13 +21,15 @@ def potential(s: float, implementation: str) -> float:
 
 
 def condensation_reference(beta, ccoords, t_idx, row_splits, *, q_min, implementation, use_average_cc_pos,
-                           dist=None, spectator_weight=None) -> dict:
+                           dist=None, spectator_weight=None, repulsion_normalization="object",
+                           is_track=None) -> dict:
     """attractive, repulsive, beta, noise, too_much_beta, beta_push: per event, then mean over non-empty events."""
     beta = np.ravel(beta).astype(np.float64)
     x = np.asarray(ccoords, dtype=np.float64)
     t = np.ravel(t_idx)
     d = np.ones(len(beta)) if dist is None else np.ravel(dist)
     sw = np.zeros(len(beta)) if spectator_weight is None else np.ravel(spectator_weight)
+    track = np.zeros(len(beta), bool) if is_track is None else np.ravel(is_track) > 0.5
     u = use_average_cc_pos
     names = ("attractive", "repulsive", "beta", "noise", "too_much_beta", "beta_push")
     per_event = {name: [] for name in names}
@@ -41,8 +43,10 @@ def condensation_reference(beta, ccoords, t_idx, row_splits, *, q_min, implement
         for k in objects:
             members = [i for i in hits if t[i] == k]
             others = [i for i in hits if t[i] != k]
-            alpha = members[0]
-            for i in members:
+            # Tracks are condensation points only of an object made of tracks alone.
+            candidates = [i for i in members if not track[i]] or members
+            alpha = candidates[0]
+            for i in candidates:
                 if q[i] > q[alpha]:
                     alpha = i
             beta_sum = sum(beta[i] for i in members)
@@ -55,7 +59,8 @@ def condensation_reference(beta, ccoords, t_idx, row_splits, *, q_min, implement
             sums["attractive"] += q[alpha] * sum(q[i] * scaled(i) for i in members) / len(members)
             if others:
                 repulsion = sum(q[i] * potential(scaled(i), implementation) for i in others)
-                sums["repulsive"] += q[alpha] * repulsion / len(others)
+                norm = len(others) if repulsion_normalization == "object" else len(hits) / len(objects)
+                sums["repulsive"] += q[alpha] * repulsion / norm
             sums["beta"] += 1.0 - beta[alpha]
             sums["too_much_beta"] += sum(
                 max(0.0, beta[i] - HIGH_BETA_THRESHOLD) / (1.0 - HIGH_BETA_THRESHOLD) for i in members if i != alpha
@@ -106,6 +111,7 @@ def total_reference(batch, options) -> float:
         batch["beta"], batch["ccoords"], batch["t_idx"], batch["row_splits"], q_min=options["q_min"],
         implementation=options["oc_implementation"], use_average_cc_pos=options["use_average_cc_pos"],
         dist=batch["predictions"].get("dist"), spectator_weight=batch["truth"].get("t_spectator"),
+        repulsion_normalization=options["repulsion_normalization"], is_track=batch.get("is_track"),
     )
     terms.update(payload_reference(batch["beta"], batch["t_idx"], batch["predictions"], batch["truth"]))
     return (

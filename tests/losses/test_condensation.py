@@ -15,16 +15,20 @@ from .reference import condensation_reference
 TERMS = ("attractive", "repulsive", "beta", "noise")
 
 
-def tf_terms(batch, *, implementation, use_average_cc_pos, with_dist, with_spectators, q_min=0.5):
+def tf_terms(batch, *, implementation, use_average_cc_pos, with_dist, with_spectators, q_min=0.5,
+             normalization="object", with_tracks=False):
     options = dict(q_min=q_min, use_average_cc_pos=use_average_cc_pos,
                    dist=batch["dist"] if with_dist else None,
-                   spectator_weight=batch["spectator"] if with_spectators else None)
+                   spectator_weight=batch["spectator"] if with_spectators else None,
+                   is_track=batch["is_track"] if with_tracks else None)
     terms = object_condensation_terms(batch["beta"], batch["ccoords"], batch["t_idx"], batch["row_splits"],
-                                      implementation=implementation, **options)
+                                      implementation=implementation, repulsion_normalization=normalization,
+                                      **options)
     extra = extra_condensation_terms(batch["beta"], batch["t_idx"], batch["row_splits"], q_min=q_min,
-                                     spectator_weight=options["spectator_weight"])
+                                     spectator_weight=options["spectator_weight"], is_track=options["is_track"])
     reference = condensation_reference(batch["beta"], batch["ccoords"], batch["t_idx"], batch["row_splits"],
-                                       implementation=implementation, **options)
+                                       implementation=implementation, repulsion_normalization=normalization,
+                                       **options)
     return {**terms, **extra}, reference
 
 
@@ -32,10 +36,13 @@ def tf_terms(batch, *, implementation, use_average_cc_pos, with_dist, with_spect
 @pytest.mark.parametrize("use_average_cc_pos", [0.0, 0.9999])
 @pytest.mark.parametrize("with_spectators", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_terms_match_reference(implementation, use_average_cc_pos, with_spectators, seed):
+@pytest.mark.parametrize("normalization,with_tracks", [("object", False), ("event", True)])
+def test_terms_match_reference(implementation, use_average_cc_pos, with_spectators, seed, normalization,
+                               with_tracks):
     batch = random_batch(seed)
     got, want = tf_terms(batch, implementation=implementation, use_average_cc_pos=use_average_cc_pos,
-                         with_dist=seed == 1, with_spectators=with_spectators)
+                         with_dist=seed == 1, with_spectators=with_spectators, normalization=normalization,
+                         with_tracks=with_tracks)
     assert set(want) == set(got)
     for name, value in want.items():
         np.testing.assert_allclose(got[name].numpy(), value, rtol=1e-5, atol=1e-12, err_msg=name)
@@ -197,3 +204,35 @@ def test_no_retracing_across_batch_shapes():
         for name, value in want.items():
             np.testing.assert_allclose(result[name].numpy(), value, rtol=1e-4, atol=1e-6, err_msg=name)
     assert len(traces) == 1
+
+
+def test_tracks_are_condensation_points_only_of_objects_without_calorimeter_hits():
+    """Object 0: two calorimeter hits and a track of the highest β; object 1: a track alone."""
+    beta = np.array([[0.3], [0.5], [0.9], [0.2]])
+    t_idx = np.array([[0], [0], [0], [1]])
+    is_track = np.array([[0.0], [0.0], [1.0], [1.0]])
+    ccoords = np.zeros((4, 2))
+    terms = object_condensation_terms(beta, ccoords, t_idx, np.array([0, 4]), q_min=1.0, implementation="hinge",
+                                      use_average_cc_pos=0.0, is_track=is_track)
+    # L_β = mean(1 − β_α) with α = hit 1 (not the track, hit 2) and hit 3 (the only hit of object 1).
+    np.testing.assert_allclose(terms["beta"].numpy(), ((1 - 0.5) + (1 - 0.2)) / 2)
+    without = object_condensation_terms(beta, ccoords, t_idx, np.array([0, 4]), q_min=1.0, implementation="hinge",
+                                        use_average_cc_pos=0.0)
+    np.testing.assert_allclose(without["beta"].numpy(), ((1 - 0.9) + (1 - 0.2)) / 2)
+
+
+def test_event_normalisation_by_hand():
+    """Two objects of two hits at distance 0.5 in one event of V = 5 (one noise hit far away); q_min = 1,
+    β = 0, so q = 1: each hit of the other object pushes with R = 1 − 0.5 = 0.5."""
+    beta = np.zeros((5, 1))
+    t_idx = np.array([[0], [0], [1], [1], [-1]])
+    ccoords = np.array([[0.0], [0.0], [0.5], [0.5], [100.0]])
+    common = dict(q_min=1.0, implementation="hinge", use_average_cc_pos=0.0)
+    per_event = object_condensation_terms(beta, ccoords, t_idx, np.array([0, 5]), repulsion_normalization="event",
+                                          **common)
+    per_object = object_condensation_terms(beta, ccoords, t_idx, np.array([0, 5]),
+                                           repulsion_normalization="object", **common)
+    push = 1.0 - np.sqrt(0.25 / (1.0 + 1e-4) + 1e-6)  # s = distance² / (d² + 1e−4), d = 1
+    # event: (1/V) Σ_k Σ_{i∉k} q̄ q R = (2 objects × 2 hits × R) / 5; object: mean_k (2 R / 3 hits outside k).
+    np.testing.assert_allclose(per_event["repulsive"].numpy(), 4 * push / 5, rtol=1e-6)
+    np.testing.assert_allclose(per_object["repulsive"].numpy(), 2 * push / 3, rtol=1e-6)

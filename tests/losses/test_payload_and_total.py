@@ -21,7 +21,7 @@ from .conftest import random_batch
 from .reference import payload_reference, total_reference
 
 OPTIONS = {
-    "oc_implementation": "hinge", "q_min": 0.5, "beta_loss_scale": 1.5, "noise_scale": 0.7,
+    "oc_implementation": "hinge", "repulsion_normalization": "object", "q_min": 0.5, "beta_loss_scale": 1.5, "noise_scale": 0.7,
     "use_average_cc_pos": 0.9999, "energy_loss_weight": 0.3, "position_loss_weight": 0.2,
     "timing_loss_weight": 0.4, "classification_loss_weight": 0.6, "too_much_beta_scale": 0.8, "beta_push": 1.1,
 }
@@ -35,9 +35,9 @@ def loss_inputs(batch):
     return predictions, truth, batch["row_splits"]
 
 
-def reference_total(predictions, truth, row_splits, options):
+def reference_total(predictions, truth, row_splits, options, is_track=None):
     batch = {"beta": predictions["beta"], "ccoords": predictions["ccoords"], "t_idx": truth["t_idx"],
-             "row_splits": row_splits, "predictions": predictions, "truth": truth}
+             "row_splits": row_splits, "predictions": predictions, "truth": truth, "is_track": is_track}
     return total_reference(batch, options)
 
 
@@ -66,22 +66,26 @@ def test_payload_ignores_noise_and_ambiguous_class():
         np.testing.assert_allclose(again[name].numpy(), base[name].numpy(), rtol=1e-12, err_msg=name)
 
 
-@pytest.mark.parametrize("implementation", ["hinge", "basic"])
-def test_total_matches_reference_with_gradients(implementation):
-    options = {**OPTIONS, "oc_implementation": implementation}
-    predictions, truth, row_splits = loss_inputs(random_batch(6))
+@pytest.mark.parametrize("implementation,normalization", [("hinge", "object"), ("basic", "event"),
+                                                           ("hinge", "event")])
+def test_total_matches_reference_with_gradients(implementation, normalization):
+    options = {**OPTIONS, "oc_implementation": implementation, "repulsion_normalization": normalization}
+    batch = random_batch(6)
+    predictions, truth, row_splits = loss_inputs(batch)
+    is_track = batch["is_track"]
     variables = {name: tf.Variable(value) for name, value in predictions.items()}
     with tf.GradientTape() as tape:
-        total, metrics = object_condensation_loss(variables, truth, row_splits, options)
+        total, metrics = object_condensation_loss(variables, truth, row_splits, options, is_track)
     assert set(metrics) == {"loss/total"} | {f"loss/{name}" for name in LOSS_TERM_NAMES}
     assert metrics["loss/total"] is total
-    np.testing.assert_allclose(total.numpy(), reference_total(predictions, truth, row_splits, options), rtol=1e-5)
+    np.testing.assert_allclose(total.numpy(), reference_total(predictions, truth, row_splits, options, is_track),
+                               rtol=1e-5)
 
     checked = ("beta", "ccoords", "dist", "energy_high_quantile", "pos", "time_unc", "pid")
     grads = tape.gradient(total, [variables[name] for name in checked])
     for name, grad in zip(checked, grads):
         def loss_of(value, name=name):
-            return reference_total({**predictions, name: value}, truth, row_splits, options)
+            return reference_total({**predictions, name: value}, truth, row_splits, options, is_track)
 
         np.testing.assert_allclose(tf.convert_to_tensor(grad).numpy(), numeric_gradient(loss_of, predictions[name]),
                                    rtol=1e-5, atol=1e-7, err_msg=name)
@@ -181,6 +185,7 @@ def test_wrapper_options_change_without_retracing_across_batch_shapes():
         events = [list(rng.integers(-1, 4, size=int(rng.integers(0, 10)))) for _ in range(int(rng.integers(1, 6)))]
         predictions, truth, row_splits = loss_inputs(random_batch(call, events))
         loss.set_options(oc_implementation=("hinge", "basic")[call % 2], beta_loss_scale=1.0 + call,
+                         repulsion_normalization=("object", "object", "event")[call % 3],
                          use_average_cc_pos=call / 20.0)
         single = {name: value.astype(np.float32) for name, value in predictions.items()}
         truth32 = {name: value if name == "t_idx" else value.astype(np.float32) for name, value in truth.items()}
@@ -221,3 +226,13 @@ def test_loss_options_are_exactly_the_schema_keys():
     from gravtrain.losses import LOSS_OPTION_NAMES
 
     assert set(LOSS_OPTION_NAMES) == {info.yaml_name for info in section_keys(LossOptions)}
+
+
+def test_loss_choices_are_exactly_the_schema_choices():
+    from gravtrain.config.fields import section_keys
+    from gravtrain.config.schema import LossOptions
+    from gravtrain.losses import CHOICE_LOSS_OPTIONS
+
+    schema_choices = {info.yaml_name: info.spec.choices for info in section_keys(LossOptions) if info.spec.choices}
+    assert {name: set(choices) for name, choices in schema_choices.items()} == {
+        name: set(choices) for name, choices in CHOICE_LOSS_OPTIONS.items()}

@@ -150,6 +150,11 @@ class BatchNormOptions:
 @section("Object condensation loss and payload weights; defaults follow the field's config-trainer files.")
 class LossOptions:
     oc_implementation: str = key("hinge", choices=("basic", "hinge"), doc="Repulsive potential: hinge or exp(-s/2).")
+    repulsion_normalization: str = key(
+        "object", choices=("object", "event"),
+        doc="Divide each object's repulsion by the hits outside it ('object') or, as the paper, by the event's "
+            "hits ('event': a neighbour's hits are pushed as hard as the object's own are pulled).",
+    )
     q_min: float = key(1.0, min=0.0, min_exclusive=True, doc="Minimum charge q_min (field default: 1.0).")
     beta_loss_scale: float = key(1.0, min=0.0, doc="Weight of the condensation (beta) term.")
     noise_scale: float = key(1.0, min=0.0, doc="Weight of the noise term.")

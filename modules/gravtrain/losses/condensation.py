@@ -4,7 +4,8 @@ Reference: J. Kieseler, "Object condensation: one-stage grid-free multi-object r
 physics detectors, graph and image data", Eur. Phys. J. C 80, 886 (2020), arXiv:2002.03605.
 
 The repulsive potential is looked up by name in ``REPULSIVE_POTENTIALS`` (the YAML key
-``LossOptions.oc_implementation``); an unknown name raises ``ValueError`` listing the valid ones.
+``LossOptions.oc_implementation``), the normalisation of the repulsion in ``REPULSION_NORMALIZATIONS``
+(``LossOptions.repulsion_normalization``); an unknown name raises ``ValueError`` listing the valid ones.
 """
 
 from __future__ import annotations
@@ -42,12 +43,27 @@ REPULSIVE_POTENTIALS = {"basic": basic_potential, "hinge": hinge_potential}
 OC_IMPLEMENTATIONS = tuple(REPULSIVE_POTENTIALS)
 
 
+#: How the repulsion of object k is normalised (``LossOptions.repulsion_normalization``), in the order of the
+#: integer index the wrapper stores: ``"object"`` divides by the V − N_k hits outside k, ``"event"`` (the
+#: paper's) by the V hits of the event, summed over the objects (see :func:`object_condensation_terms`).
+REPULSION_NORMALIZATIONS = ("object", "event")
+
+
+def _choice_index(what: str, choices: tuple[str, ...], name) -> int:
+    if not isinstance(name, str) or name not in choices:
+        valid = ", ".join(repr(choice) for choice in choices)
+        raise ValueError(f"Unknown {what} {name!r}; valid: {valid}.")
+    return choices.index(name)
+
+
 def implementation_index(implementation: str) -> int:
     """Position of ``implementation`` in ``OC_IMPLEMENTATIONS``; ``ValueError`` naming the valid ones if unknown."""
-    if not isinstance(implementation, str) or implementation not in REPULSIVE_POTENTIALS:
-        valid = ", ".join(repr(name) for name in OC_IMPLEMENTATIONS)
-        raise ValueError(f"Unknown object condensation implementation {implementation!r}; valid: {valid}.")
-    return OC_IMPLEMENTATIONS.index(implementation)
+    return _choice_index("object condensation implementation", OC_IMPLEMENTATIONS, implementation)
+
+
+def normalization_index(normalization: str) -> int:
+    """Position of ``normalization`` in ``REPULSION_NORMALIZATIONS``; ``ValueError`` naming the valid ones."""
+    return _choice_index("repulsion normalization", REPULSION_NORMALIZATIONS, normalization)
 
 
 def repulsive_potential(implementation):
@@ -80,11 +96,12 @@ class Condensation(NamedTuple):
 
 
 def condensation(beta, ccoords, t_idx, row_splits, *, q_min, use_average_cc_pos, dist=None,
-                 spectator_weight=None) -> Condensation:
+                 spectator_weight=None, is_track=None) -> Condensation:
     """Charges, condensation points and object centres.
 
     .. math::
-        q_i = (\\operatorname{arctanh}(β_i/1.01)^2 + q_{min}) (1 − sw_i), \\qquad α_k = \\arg\\max_{i∈k} q_i
+        q_i = (\\operatorname{arctanh}(β_i/1.01)^2 + q_{min}) (1 − sw_i), \\qquad
+        α_k = \\arg\\max_{i∈k,\\, i \\text{ not a track}} q_i
 
         \\bar x_k = (1−u)\\, x_{α_k} + u \\, Σ_{i∈k} β_i x_i / (Σ_{i∈k} β_i + 10^{-6})
 
@@ -95,7 +112,7 @@ def condensation(beta, ccoords, t_idx, row_splits, *, q_min, use_average_cc_pos,
     coords = tf.cast(ccoords, dtype)
     structure = object_structure(t_idx, row_splits, dtype)
     charge = condensation_charge(beta, q_min, spectator_weight)
-    alpha = condensation_points(charge, structure)
+    alpha = condensation_points(charge, structure, is_track)
 
     object_beta = tf.gather(beta, structure.object_hits)
     object_coords = tf.gather(coords, structure.object_hits)
@@ -129,8 +146,24 @@ def event_hit_object_pairs(structure: ObjectStructure):
     return pair_hit, pair_object
 
 
-def condensation_terms(state: Condensation, potential) -> dict:
-    """The four terms of :func:`object_condensation_terms` from a :class:`Condensation` and a potential R(s)."""
+def repulsion_denominator(structure: ObjectStructure, normalization):
+    """D_k of L_rep per object: V_e − N_k (``"object"``) or V_e / K_e (``"event"``), at least 1 for the first.
+
+    ``normalization`` is a name of ``REPULSION_NORMALIZATIONS`` or an integer scalar tensor indexing it, selected
+    at run time (no retracing when it changes). Shapes: -> (K,).
+    """
+    event_hits = tf.gather(structure.event_hits, structure.object_event)
+    per_object = tf.maximum(event_hits - structure.object_size, 1.0)
+    per_event = event_hits / tf.gather(structure.event_objects, structure.object_event)
+    if isinstance(normalization, str):
+        return (per_object, per_event)[normalization_index(normalization)]
+    return tf.where(tf.cast(normalization, tf.int32) == REPULSION_NORMALIZATIONS.index("event"), per_event,
+                    per_object)
+
+
+def condensation_terms(state: Condensation, potential, normalization="object") -> dict:
+    """The four terms of :func:`object_condensation_terms` from a :class:`Condensation`, a potential R(s) and
+    the repulsion normalisation (a name or index of ``REPULSION_NORMALIZATIONS``)."""
     structure = state.structure
     object_charge = tf.gather(state.charge, state.alpha)  # q̄_k
 
@@ -151,8 +184,7 @@ def condensation_terms(state: Condensation, potential) -> dict:
     pair_scaled = pair_distance * tf.gather(state.inverse_scale, pair_object)
     pair_repulsion = not_own * tf.gather(state.charge, pair_hit) * potential(pair_scaled)
     repulsion_sum = tf.math.unsorted_segment_sum(pair_repulsion, pair_object, structure.n_objects)
-    other_hits = tf.gather(structure.event_hits, structure.object_event) - structure.object_size
-    repulsive = object_charge * repulsion_sum / tf.maximum(other_hits, 1.0)
+    repulsive = object_charge * repulsion_sum / repulsion_denominator(structure, normalization)
 
     condensation_beta = 1.0 - tf.gather(state.beta, state.alpha)
 
@@ -171,7 +203,8 @@ def condensation_terms(state: Condensation, potential) -> dict:
 
 
 def object_condensation_terms(beta, ccoords, t_idx, row_splits, *, q_min, implementation, use_average_cc_pos,
-                              dist=None, spectator_weight=None) -> dict:
+                              dist=None, spectator_weight=None, repulsion_normalization="object",
+                              is_track=None) -> dict:
     """The object condensation terms L_att, L_rep, L_β and L_noise of a ragged batch.
 
     Per event, with hits i, objects k (hits with the same ``t_idx`` ≥ 0, N_k of them), K objects, V hits and
@@ -179,18 +212,22 @@ def object_condensation_terms(beta, ccoords, t_idx, row_splits, *, q_min, implem
 
     .. math::
         q_i = (\\operatorname{arctanh}(β_i/1.01)^2 + q_{min}) (1 − sw_i), \\quad
-        α_k = \\arg\\max_{i∈k} q_i, \\quad \\bar q_k = q_{α_k}, \\quad \\bar d_k = d_{α_k}
+        α_k = \\arg\\max_{i∈k,\\, i∉T} q_i, \\quad \\bar q_k = q_{α_k}, \\quad \\bar d_k = d_{α_k}
 
         \\bar x_k = (1−u)\\, x_{α_k} + u \\, Σ_{i∈k} β_i x_i / (Σ_{i∈k} β_i + 10^{-6}), \\quad
         s_{ik} = \\lVert x_i − \\bar x_k \\rVert^2 / (\\bar d_k^2 + 10^{-4})
 
         L_{att} = \\frac1K Σ_k \\bar q_k \\frac1{N_k} Σ_{i∈k} q_i s_{ik}, \\qquad
-        L_{rep} = \\frac1K Σ_k \\bar q_k \\frac1{V − N_k} Σ_{i∉k} q_i R(s_{ik})
+        L_{rep} = \\frac1K Σ_k \\bar q_k \\frac1{D_k} Σ_{i∉k} q_i R(s_{ik})
 
         L_β = \\frac1K Σ_k (1 − β_{α_k}), \\qquad L_{noise} = \\frac1{|B|} Σ_{i∈B} β_i
 
-    with R(s) = max(0, 1 − sqrt(s + 1e−6)) (``"hinge"``) or exp(−s/2) (``"basic"``). α_k is the first hit on
-    ties. A sum over an empty set divided by its (zero) size is 0: an event without objects has
+    with R(s) = max(0, 1 − sqrt(s + 1e−6)) (``"hinge"``) or exp(−s/2) (``"basic"``), and the repulsion
+    normalisation D_k = V − N_k (``"object"``: the mean push of the hits outside k) or D_k = V / K
+    (``"event"``, the paper's: L_rep = (1/V) Σ_k Σ_{i∉k} q̄_k q_i R(s_ik), a sum over the hits of the event,
+    so an object pushes a neighbour's hits as hard as it pulls its own instead of diluting the push over every
+    hit of the event). T is the set of track rows (``is_track``): the condensation point of an object is one of
+    its calorimeter hits, a track only for an object without one. α_k is the first hit on ties. A sum over an empty set divided by its (zero) size is 0: an event without objects has
     L_att = L_rep = L_β = 0, an event without noise L_noise = 0, and an object that is its whole event
     (V = N_k) has no repulsion. Each term of the batch is the mean of the per-event values over the events
     with at least one hit (empty events are left out of the mean; a batch without hits gives 0).
@@ -206,6 +243,9 @@ def object_condensation_terms(beta, ccoords, t_idx, row_splits, *, q_min, implem
         use_average_cc_pos: u in [0, 1], the weight of the β-weighted mean in the object centre.
         dist: d, per-hit distance scale; None means d = 1.
         spectator_weight: sw, per-hit weight in [0, 1] that removes charge from spectator hits; None means 0.
+        repulsion_normalization: D_k, ``"object"`` or ``"event"``, or an integer scalar tensor indexing
+            ``REPULSION_NORMALIZATIONS``.
+        is_track: per-hit track flag (> 0.5: a track row); None means no tracks.
 
     Returns:
         dict of scalar tensors ``"attractive"``, ``"repulsive"``, ``"beta"``, ``"noise"``.
@@ -221,5 +261,5 @@ def object_condensation_terms(beta, ccoords, t_idx, row_splits, *, q_min, implem
     """
     potential = repulsive_potential(implementation)
     state = condensation(beta, ccoords, t_idx, row_splits, q_min=q_min, use_average_cc_pos=use_average_cc_pos,
-                         dist=dist, spectator_weight=spectator_weight)
-    return condensation_terms(state, potential)
+                         dist=dist, spectator_weight=spectator_weight, is_track=is_track)
+    return condensation_terms(state, potential, repulsion_normalization)

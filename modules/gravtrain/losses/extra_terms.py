@@ -58,7 +58,7 @@ def extra_terms_from(beta, structure: ObjectStructure, alpha, *, high_beta_thres
     }
 
 
-def extra_condensation_terms(beta, t_idx, row_splits, *, q_min, spectator_weight=None,
+def extra_condensation_terms(beta, t_idx, row_splits, *, q_min, spectator_weight=None, is_track=None,
                              high_beta_threshold=HIGH_BETA_THRESHOLD, beta_push_floor=BETA_PUSH_FLOOR) -> dict:
     """The too-much-β penalty L_tmβ and the β push L_push of a ragged batch.
 
@@ -82,6 +82,7 @@ def extra_condensation_terms(beta, t_idx, row_splits, *, q_min, spectator_weight
         row_splits: event boundaries.
         q_min: q_min, for the charges that choose α_k.
         spectator_weight: sw, as in ``object_condensation_terms``; None means 0.
+        is_track: per-hit track flag, as in ``object_condensation_terms`` (tracks are not α_k); None: no tracks.
         high_beta_threshold: τ in [0, 1), default ``HIGH_BETA_THRESHOLD`` (0.5).
         beta_push_floor: f, default ``BETA_PUSH_FLOOR`` (0.5).
 
@@ -94,6 +95,6 @@ def extra_condensation_terms(beta, t_idx, row_splits, *, q_min, spectator_weight
     beta = flat_hits(beta)
     structure = object_structure(t_idx, row_splits, beta.dtype)
     charge = condensation_charge(beta, q_min, spectator_weight)
-    alpha = condensation_points(charge, structure)
+    alpha = condensation_points(charge, structure, is_track)
     return extra_terms_from(beta, structure, alpha, high_beta_threshold=high_beta_threshold,
                             beta_push_floor=beta_push_floor)

@@ -102,17 +102,27 @@ def object_structure(t_idx, row_splits, dtype) -> ObjectStructure:
     )
 
 
-def condensation_points(charge, structure: ObjectStructure):
-    """α_k = argmax_{i∈k} q_i, the first (lowest) hit index on ties (and for an object whose q are all NaN).
+def condensation_points(charge, structure: ObjectStructure, is_track=None):
+    """α_k = argmax_{i∈k} q_i over the calorimeter hits of k, the first (lowest) hit index on ties.
+
+    Track rows (``is_track`` > 0.5) are condensation points only of an object without a calorimeter hit: a
+    shower condenses on its deposits, and its track joins it (as the clustering attaches tracks afterwards).
+    An object whose q are all NaN takes its first hit.
 
     Args:
         charge: q, float tensor (V,).
         structure: the batch's :class:`ObjectStructure`.
+        is_track: optional (V,) or (V, 1) track flag; None means no row is a track.
 
     Shapes:
-        charge (V,) -> (K,) int64 hit indices.
+        charge (V,), is_track (V,) -> (K,) int64 hit indices.
     """
     object_charge = tf.stop_gradient(tf.gather(charge, structure.object_hits))
+    if is_track is not None:
+        # q >= 0, so ranking a track by −1/(1 + q) < 0 puts it below every calorimeter hit of its object while
+        # keeping the order of q among tracks (an object of tracks alone takes its track of highest q).
+        track = tf.gather(flat_hits(is_track), structure.object_hits) > 0.5
+        object_charge = tf.where(track, -1.0 / (1.0 + object_charge), object_charge)
     segments, n_objects = structure.object_of_object_hit, structure.n_objects
     largest = tf.math.unsorted_segment_max(object_charge, segments, n_objects)
     is_largest = object_charge >= tf.gather(largest, segments)

@@ -3,7 +3,9 @@
 For a batch, with the model's outputs p, the truth t and the losses the layers added (regularisers, learned
 batch norm, kernel regularisers)::
 
-    objective = L_oc(p, t, row_splits) + sum(model.losses)
+    objective = L_oc(p, t, row_splits, is_track) + sum(model.losses)
+
+(``is_track`` is the model's track-flag feature column: the loss never makes a track a condensation point.)
 
 The train step computes the gradient of the objective with respect to the trainable weights and applies it
 only when the objective, every reported term and every gradient are finite (the NaN guard); otherwise it
@@ -24,7 +26,7 @@ import tensorflow as tf
 
 from gravtrain.data.batching import batch_element_spec
 from gravtrain.losses import ObjectCondensationLoss
-from gravtrain.model import regularizer_values
+from gravtrain.model import TRACK_FLAG_FEATURE, feature_names, regularizer_values
 
 MODEL_INPUTS = ("features", "row_splits")
 
@@ -53,6 +55,7 @@ class TrainingStep:
         self.loss = loss
         self.optimizer = optimizer
         self.trace_count = {"train": 0, "validate": 0}
+        self._track_column = feature_names(model).index(TRACK_FLAG_FEATURE)
         self._state_variables = [v for v in model.non_trainable_variables]
         self.train_step = self.validate_step = None
         self.compile()
@@ -67,7 +70,8 @@ class TrainingStep:
             inputs = {name: batch[name] for name in MODEL_INPUTS}
             predictions = self.model(inputs, training=training)
             truth = {name: value for name, value in batch.items() if name not in MODEL_INPUTS}
-            oc_loss, metrics = self.loss(predictions, truth, batch["row_splits"])
+            is_track = batch["features"][:, self._track_column]
+            oc_loss, metrics = self.loss(predictions, truth, batch["row_splits"], is_track)
             added = tf.add_n([tf.cast(x, oc_loss.dtype) for x in self.model.losses]) if training and \
                 self.model.losses else tf.zeros((), oc_loss.dtype)
             metrics = dict(metrics)
