@@ -200,9 +200,11 @@ def run_train(args: argparse.Namespace) -> int:
     except NonFiniteLossError as exc:
         log.error("%s", exc)
         return EXIT_FAILED
-    summary = ", ".join(f"{name.split('/')[-1]} {value:.3f}" for name, value in result.metrics.items()
-                        if name in ("physics/efficiency", "physics/fake_rate", "physics/response"))
-    log.info("done in %.0f s: %s", result.seconds, summary)
+    metrics = result.metrics
+    log.info("done in %.0f s: above %g GeV on the validation events, efficiency %.3f, fake rate %.3f, response "
+             "%.3f (all energies: %.3f, %.3f, %.3f)", result.seconds, metrics.get("physics/energy_threshold", 0.0),
+             *(metrics.get(f"physics/{name}", float("nan")) for name in (
+                 "efficiency", "fake_rate", "response", "efficiency_all", "fake_rate_all", "response_all")))
     if result.run_id:
         log.info("MLflow run %s; browse it with `gravtrain ui`", result.run_id)
     log.info("model saved as %s", result.run_dir / "model.keras")

@@ -13,20 +13,26 @@ def cluster(beta, ccoords, row_splits, dist=None, beta_threshold=0.5, distance_t
                                  beta_threshold=beta_threshold, distance_threshold=distance_threshold, dist=dist)
 
 
-def reference_clusters(beta, ccoords, row_splits, dist, beta_threshold, distance_threshold):
+def reference_clusters(beta, ccoords, row_splits, dist, beta_threshold, distance_threshold, is_track=None):
     """The algorithm written per event with plain loops and all pairwise distances."""
     ids = np.full(len(beta), -1)
+    track = np.zeros(len(beta), bool) if is_track is None else np.asarray(is_track) > 0.5
     next_id = 0
     for start, stop in zip(row_splits[:-1], row_splits[1:]):
-        candidates = sorted((i for i in range(start, stop) if beta[i] > beta_threshold), key=lambda i: (-beta[i], i))
+        calo = [i for i in range(start, stop) if not track[i]]
+        candidates = sorted((i for i in calo if beta[i] > beta_threshold), key=lambda i: (-beta[i], i))
         for alpha in candidates:
             if ids[alpha] >= 0:
                 continue
-            for i in range(start, stop):
+            for i in calo:
                 if ids[i] < 0 and np.linalg.norm(ccoords[i] - ccoords[alpha]) <= distance_threshold * dist[alpha]:
                     ids[i] = next_id
             ids[alpha] = next_id
             next_id += 1
+        for t in range(start, stop):
+            if track[t] and calo:
+                nearest = min(calo, key=lambda c: np.linalg.norm(ccoords[c] - ccoords[t]))
+                ids[t] = ids[nearest]
     return ids
 
 
@@ -108,12 +114,28 @@ def test_matches_plain_loop_reference_and_condensation_point_has_highest_beta(se
     n = int(row_splits[-1])
     beta, ccoords, dist = rng.uniform(size=n), rng.normal(size=(n, 3)), rng.uniform(0.2, 1.5, size=n)
     beta[rng.integers(0, max(n, 1), size=n // 5)] = 0.75  # exact ties
-    result = condense(beta[:, None], ccoords, row_splits, beta_threshold=0.6, distance_threshold=0.8, dist=dist)
-    expected = reference_clusters(beta, ccoords, row_splits, dist, 0.6, 0.8)
+    is_track = (rng.uniform(size=n) < 0.2) if seed % 2 else None
+    result = condense(beta[:, None], ccoords, row_splits, beta_threshold=0.6, distance_threshold=0.8, dist=dist,
+                      is_track=is_track)
+    expected = reference_clusters(beta, ccoords, row_splits, dist, 0.6, 0.8, is_track)
     np.testing.assert_array_equal(result.cluster_ids, expected)
     for shower, point in enumerate(result.condensation_points):
         members = np.flatnonzero(result.cluster_ids == shower)
+        if is_track is not None:
+            members = members[~is_track[members]]
         assert point == members[np.argmax(beta[members])]
+
+
+def test_tracks_never_seed_and_join_the_shower_of_their_nearest_calorimeter_hit():
+    # Hits 0-1: a shower; hit 2: a track of β 0.99 beside it; hit 3: a track near the noise hit 4 (β 0.1);
+    # hit 5: a track in an event of tracks alone.
+    beta = [0.9, 0.2, 0.99, 0.99, 0.1, 0.99]
+    ccoords = [[0, 0], [0.5, 0], [3, 0], [20, 0], [21, 0], [0, 0]]
+    is_track = [0, 0, 1, 1, 0, 1]
+    result = condense(np.array(beta), np.array(ccoords, float), [0, 5, 6], beta_threshold=0.5,
+                      distance_threshold=1.0, is_track=is_track)
+    np.testing.assert_array_equal(result.cluster_ids, [0, 0, 0, -1, -1, -1])
+    np.testing.assert_array_equal(result.condensation_points, [0])
 
 
 def test_shower_energy_is_hit_sum_times_correction_at_condensation_point():

@@ -9,8 +9,9 @@ import pytest
 
 from gravtrain.inference import DEFAULT_ENERGY_BINS, ShowerMetrics, compute_shower_metrics, evaluate_predictions
 
-SCALAR_NAMES = {"efficiency", "fake_rate", "response", "resolution", "n_events", "n_truth", "n_showers",
-                "n_matched"}
+SCALAR_NAMES = {"efficiency", "fake_rate", "response", "resolution", "efficiency_all", "fake_rate_all",
+                "response_all", "resolution_all", "energy_threshold", "n_events", "n_truth", "n_showers",
+                "n_matched", "n_truth_above", "n_showers_above", "n_matched_above"}
 
 
 def perfect_batch(rng, n_events=4, n_classes=6):
@@ -89,7 +90,7 @@ def test_split_object_and_fake_shower():
 
 def test_track_momentum_is_not_a_deposit():
     # One object: a track row (momentum 10) and two cells (4 + 2 GeV) in one shower; energy_corr 1.5.
-    predictions = {"beta": np.array([0.9, 0.2, 0.2]), "ccoords": np.zeros((3, 2)), "energy_corr": np.full(3, 1.5)}
+    predictions = {"beta": np.array([0.2, 0.9, 0.2]), "ccoords": np.zeros((3, 2)), "energy_corr": np.full(3, 1.5)}
     truth = {"t_idx": np.zeros(3, int), "t_energy": np.full(3, 9.0), "t_pid": np.zeros((3, 6))}
     options = dict(beta_threshold=0.5, distance_threshold=1.0, iou_threshold=0.5)
     energy = np.array([10.0, 4.0, 2.0])
@@ -141,3 +142,72 @@ def test_confusion_matrix_by_hand():
 def test_bad_energy_bins_raise():
     with pytest.raises(ValueError, match="energy_bins"):
         compute_shower_metrics([1.0], [1.0], [0], [0], n_events=1, energy_bins=[10.0, 1.0])
+
+
+def test_headline_metrics_above_the_energy_threshold_by_hand():
+    # Objects of 5, 20 and 50 GeV; showers of 4, 30, 12 and 18 GeV; matches (0, 0), (1, 1): the 12-GeV shower
+    # is a fake above 10 GeV, the 4-GeV one matched to the 5-GeV object counts only in the all-energy figures.
+    metrics = compute_shower_metrics([5.0, 20.0, 50.0], [4.0, 30.0, 12.0, 8.0], matched_objects=[0, 1],
+                                     matched_showers=[0, 1], n_events=1, energy_threshold=10.0)
+    assert (metrics.n_truth_above, metrics.n_showers_above, metrics.n_matched_above) == (2, 2, 1)
+    assert metrics.efficiency == pytest.approx(1 / 2) and metrics.efficiency_all == pytest.approx(2 / 3)
+    assert metrics.fake_rate == pytest.approx(1 / 2) and metrics.fake_rate_all == pytest.approx(2 / 4)
+    assert metrics.response == pytest.approx(1.5) and metrics.resolution == pytest.approx(0.0)
+    assert metrics.response_all == pytest.approx((0.8 + 1.5) / 2)
+    assert metrics.to_dict()["energy_threshold"] == 10.0
+    unthresholded = compute_shower_metrics([5.0, 20.0, 50.0], [4.0, 30.0, 12.0, 8.0], matched_objects=[0, 1],
+                                           matched_showers=[0, 1], n_events=1)
+    assert unthresholded.efficiency == unthresholded.efficiency_all == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="energy_threshold"):
+        compute_shower_metrics([1.0], [1.0], [0], [0], n_events=1, energy_threshold=-1.0)
+
+
+def batch_with_tracks(rng, n_events=5):
+    """Perfect calorimeter showers (one high-β hit each, well separated) plus one track row per object, whose
+    momentum is the object's energy; objects of 1 to 30 GeV, so some lie above 10 GeV and some below."""
+    beta, ccoords, t_idx, t_energy, energy, is_track, sizes = [], [], [], [], [], [], []
+    for _ in range(n_events):
+        n_objects = int(rng.integers(2, 6))
+        size = 0
+        for k in range(n_objects):
+            n_calo = int(rng.integers(2, 8))
+            deposits = rng.dirichlet(np.ones(n_calo)) * rng.uniform(1.0, 30.0)
+            total = deposits.sum()
+            centre = np.array([10.0 * k, 0.0])
+            beta.append(np.r_[0.95, rng.uniform(0, 0.2, n_calo - 1), 0.99])  # the track has the highest β
+            ccoords.append(centre + rng.normal(scale=0.01, size=(n_calo + 1, 2)))
+            t_idx.append(np.full(n_calo + 1, k))
+            t_energy.append(np.full(n_calo + 1, total))
+            energy.append(np.r_[deposits, total])
+            is_track.append(np.r_[np.zeros(n_calo), 1.0])
+            size += n_calo + 1
+        sizes.append(size)
+    predictions = {"beta": np.concatenate(beta), "ccoords": np.concatenate(ccoords)}
+    truth = {"t_idx": np.concatenate(t_idx), "t_energy": np.concatenate(t_energy)}
+    return predictions, truth, np.concatenate(energy), np.concatenate(is_track), np.r_[0, np.cumsum(sizes)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_perfect_prediction_with_tracks_above_threshold(seed):
+    predictions, truth, energy, is_track, row_splits = batch_with_tracks(np.random.default_rng(seed))
+    metrics = evaluate_predictions(predictions, truth, energy, row_splits, beta_threshold=0.5,
+                                   distance_threshold=1.0, iou_threshold=0.5, is_track=is_track,
+                                   energy_threshold=10.0)
+    assert metrics.n_truth_above > 0 and metrics.n_truth_above < metrics.n_truth
+    assert metrics.efficiency == 1.0 and metrics.fake_rate == 0.0
+    assert metrics.efficiency_all == 1.0 and metrics.fake_rate_all == 0.0
+    assert metrics.response == pytest.approx(1.0) and metrics.response_all == pytest.approx(1.0)
+
+
+def test_shower_with_its_track_assigned_elsewhere_still_matches():
+    # Object 0: three cells (2 GeV in all) and a 40-GeV track that the network placed on object 1's shower;
+    # object 1: one 1-GeV cell. Weighted by momentum, object 0's IoU would be 2 / 42 and object 1's 1 / 41.
+    predictions = {"beta": np.array([0.9, 0.1, 0.1, 0.99, 0.9]),
+                   "ccoords": np.array([[0.0, 0], [0.1, 0], [0, 0.1], [10.0, 0], [10.0, 0.1]])}
+    truth = {"t_idx": np.array([0, 0, 0, 0, 1]), "t_energy": np.array([40.0, 40, 40, 40, 1])}
+    energy = np.array([1.0, 0.5, 0.5, 40.0, 1.0])
+    is_track = np.array([0, 0, 0, 1, 0])
+    metrics = evaluate_predictions(predictions, truth, energy, [0, 5], beta_threshold=0.5, distance_threshold=1.0,
+                                   iou_threshold=0.5, is_track=is_track)
+    assert (metrics.n_truth, metrics.n_showers, metrics.n_matched) == (2, 2, 2)
+    assert metrics.efficiency == 1.0 and metrics.fake_rate == 0.0

@@ -221,6 +221,10 @@ class Evaluation:
                                     doc="Radius, in units of the point's dist, that a shower takes hits within.")
     iou_threshold: float = key(0.5, min=0.0, max=1.0, min_exclusive=True,
                                doc="Minimum energy-weighted IoU for a truth object and a shower to match.")
+    energy_threshold: float = key(
+        10.0, min=0.0, doc="GeV. The headline efficiency counts truth objects above it, the fake rate showers "
+                           "above it, response and resolution matches above it; the *_all metrics use no cut.",
+    )
 
 
 @section("MLflow tracking.")

@@ -58,14 +58,19 @@ class EvaluationResult:
     display_event: int = 0
 
     def summary(self) -> str:
-        """The metrics as a few aligned lines, for a terminal or a log."""
+        """The metrics as a few aligned lines, for a terminal or a log: above the energy threshold and for all
+        energies."""
         m = self.metrics
+        above = f"above {m.energy_threshold:g} GeV"
         lines = [
-            f"events {m.n_events}, truth objects {m.n_truth}, predicted showers {m.n_showers}, matched {m.n_matched}",
-            f"efficiency  {m.efficiency:.3f}",
-            f"fake rate   {m.fake_rate:.3f}",
-            f"response    {m.response:.3f}   (mean E_pred / E_true of matches)",
-            f"resolution  {m.resolution:.3f}   (std / mean of that ratio)",
+            f"events {m.n_events}: truth objects {m.n_truth} ({m.n_truth_above} {above}), predicted showers "
+            f"{m.n_showers} ({m.n_showers_above} {above}), matched objects {m.n_matched} ({m.n_matched_above} "
+            f"{above})",
+            f"{'':12}{above:>16}{'all energies':>16}",
+            f"{'efficiency':12}{m.efficiency:16.3f}{m.efficiency_all:16.3f}   (truth objects matched to a shower)",
+            f"{'fake rate':12}{m.fake_rate:16.3f}{m.fake_rate_all:16.3f}   (showers matched to no truth object)",
+            f"{'response':12}{m.response:16.3f}{m.response_all:16.3f}   (mean E_pred / E_true of matches)",
+            f"{'resolution':12}{m.resolution:16.3f}{m.resolution_all:16.3f}   (std / mean of that ratio)",
         ]
         if m.pid_confusion is not None:
             lines.append(f"PID accuracy {m.pid_accuracy:.3f}   (matched showers)")
@@ -125,7 +130,7 @@ def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *
         truth, hit_energy, store.row_splits, beta_threshold=options.beta_threshold,
         distance_threshold=options.distance_threshold, iou_threshold=options.iou_threshold,
         energy_bins=DEFAULT_ENERGY_BINS if energy_bins is None else energy_bins,
-        is_track=store.features[:, FEATURE_NAMES.index("is_track")],
+        is_track=store.features[:, FEATURE_NAMES.index("is_track")], energy_threshold=options.energy_threshold,
     )
     result = EvaluationResult(metrics=metrics, n_events=store.n_events, n_hits=store.n_hits)
     if figures and store.n_events:
@@ -161,19 +166,20 @@ def _figures(store: EventStore, predictions: dict, metrics: ShowerMetrics, optio
     event = store.event(event_index)
     one = {name: value[begin:end] for name, value in predictions.items()}
     one_splits = np.array([0, end - begin])
+    features = event["features"]
+    column = {name: features[:, FEATURE_NAMES.index(name)] for name in ("x", "y", "z", "is_track", "energy")}
+    is_track = column["is_track"] > 0.5
     condensation = condense(one["beta"], one["ccoords"], one_splits, beta_threshold=options.beta_threshold,
-                            distance_threshold=options.distance_threshold, dist=one.get("dist"))
-    energy = event["features"][:, FEATURE_NAMES.index("energy")]
+                            distance_threshold=options.distance_threshold, dist=one.get("dist"), is_track=is_track)
+    energy = column["energy"]
     t_idx = event["t_idx"].reshape(-1)
-    matches = match_showers(t_idx, condensation.cluster_ids, energy, one_splits,
+    matches = match_showers(t_idx, condensation.cluster_ids, np.where(is_track, 0.0, energy), one_splits,
                             iou_threshold=options.iou_threshold, n_showers=condensation.n_showers)
     object_t_idx = t_idx[matches.truth.first_hits]
     shower_to_truth = {int(s): int(object_t_idx[o]) for o, s in zip(matches.matched_objects, matches.matched_showers)}
-    features = event["features"]
-    column = {name: features[:, FEATURE_NAMES.index(name)] for name in ("x", "y", "z", "is_track")}
     figures["event_display"] = truth_vs_prediction_figure(
         column["x"], column["y"], column["z"], energy, t_idx, condensation.cluster_ids,
-        is_track=column["is_track"] > 0.5, predicted_to_truth=shower_to_truth,
+        is_track=is_track, predicted_to_truth=shower_to_truth,
         title=f"event {event_index}: truth (top) and predicted showers (bottom)")
     figures["cluster_space"] = coordinate_space_figure(
         one["ccoords"], t_idx, beta=one["beta"].reshape(-1),

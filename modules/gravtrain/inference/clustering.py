@@ -1,20 +1,30 @@
 """Condensation clustering: from per-hit β and cluster-space coordinates to predicted showers.
 
-Per event, independently of every other event of the batch:
+Per event, independently of every other event of the batch, over its calorimeter hits:
 
-    candidates = hits i with β_i > beta_threshold, in descending β (ties: lower hit index first)
+    candidates = calorimeter hits i with β_i > beta_threshold, in descending β (ties: lower hit index first)
     for α in candidates:
         if α is already assigned: skip
         α becomes a condensation point and opens a new shower, which takes α and every still-unassigned
-        hit i with ‖x_i − x_α‖ ≤ distance_threshold · d_α      (Euclidean, in cluster space)
-    hits never assigned are noise (cluster id −1)
+        calorimeter hit i with ‖x_i − x_α‖ ≤ distance_threshold · d_α      (Euclidean, in cluster space)
+    calorimeter hits never assigned are noise (cluster id −1)
+    then each track t joins the shower of its nearest calorimeter hit c(t) = argmin_c ‖x_t − x_c‖
+    (none, if that hit is noise or the event has no calorimeter hit)
 
 with x the cluster-space coordinates (``ccoords``) and d_α = ``dist[α]``, or 1 when no ``dist`` is given.
+Without ``is_track`` every row is a calorimeter hit.
+
+Tracks, as a calorimeter physicist treats them: a shower is made of deposits, and a charged particle's track
+is attached to it afterwards. A track is never a condensation point (the loss never makes it one either) and
+never takes hits, so a track that the network placed away from its shower cannot open a shower of its own or
+pull calorimeter hits away; it can at worst join the wrong shower, where it weighs nothing in the
+energy-weighted IoU (see :mod:`gravtrain.inference.matching`) and adds nothing to the shower energy.
+
 The ball queries use one ``scipy.spatial.cKDTree`` per event, so the cost grows like the number of
 condensation points times the hits in their balls, not like V².
 
 Because a hit of higher β would have been taken as a candidate first, the condensation point of each shower
-is also its hit of highest β (first index on ties).
+is also its calorimeter hit of highest β (first index on ties).
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ class Condensation:
 
 
 def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_threshold: float,
-             dist=None) -> Condensation:
+             dist=None, is_track=None) -> Condensation:
     """Run condensation clustering (see the module docstring) and return ids and condensation points.
 
     Args:
@@ -63,6 +73,7 @@ def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_thres
         beta_threshold: hits with β strictly above it are candidates.
         distance_threshold: the radius of a shower in units of d_α (a hit at exactly that distance is taken).
         dist: optional (V,) or (V, 1) non-negative per-hit distance scale d; 1 for every hit when None.
+        is_track: optional (V,) or (V, 1) track flag (> 0.5: a track row, attached afterwards); None: no tracks.
 
     Returns:
         A :class:`Condensation`.
@@ -79,13 +90,14 @@ def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_thres
     if np.any(scale < 0) or distance_threshold < 0:
         raise ValueError("dist and distance_threshold must be non-negative")
     radius = distance_threshold * scale
+    track = np.zeros(n_hits, bool) if is_track is None else per_hit_vector(is_track, n_hits, "is_track") > 0.5
 
     cluster_ids = np.full(n_hits, -1, dtype=np.int64)
     points: list[np.ndarray] = []
     cluster_row_splits = np.zeros(len(row_splits), dtype=np.int64)
     next_id = 0
     for event, (start, stop) in enumerate(zip(row_splits[:-1], row_splits[1:])):
-        event_points = _condense_event(beta[start:stop], ccoords[start:stop], radius[start:stop],
+        event_points = _condense_event(beta[start:stop], ccoords[start:stop], radius[start:stop], track[start:stop],
                                        beta_threshold, cluster_ids[start:stop], next_id)
         points.append(event_points + start)
         next_id += len(event_points)
@@ -95,36 +107,43 @@ def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_thres
     return Condensation(cluster_ids, condensation_points.astype(np.int64), cluster_row_splits)
 
 
-def _condense_event(beta: np.ndarray, ccoords: np.ndarray, radius: np.ndarray, beta_threshold: float,
-                    cluster_ids: np.ndarray, first_id: int) -> np.ndarray:
+def _condense_event(beta: np.ndarray, ccoords: np.ndarray, radius: np.ndarray, track: np.ndarray,
+                    beta_threshold: float, cluster_ids: np.ndarray, first_id: int) -> np.ndarray:
     """Cluster one event in place into ``cluster_ids`` (a view, all −1); return its condensation points."""
-    candidates = np.flatnonzero(beta > beta_threshold)
-    if candidates.size == 0:
+    calo = np.flatnonzero(~track)
+    if calo.size == 0:
         return np.zeros(0, dtype=np.int64)
+    calo_ids = np.full(calo.size, -1, dtype=np.int64)
+    candidates = np.flatnonzero(beta[calo] > beta_threshold)
     # Stable sort on −β keeps ascending hit index among equal β.
-    candidates = candidates[np.argsort(-beta[candidates], kind="stable")]
-    tree = cKDTree(ccoords)
+    candidates = candidates[np.argsort(-beta[calo][candidates], kind="stable")]
+    tree = cKDTree(ccoords[calo])
     points = []
     for alpha in candidates:
-        if cluster_ids[alpha] >= 0:
+        if calo_ids[alpha] >= 0:
             continue
         shower_id = first_id + len(points)
-        neighbours = np.asarray(tree.query_ball_point(ccoords[alpha], radius[alpha], return_sorted=False),
-                                dtype=np.int64)
-        cluster_ids[neighbours[cluster_ids[neighbours] < 0]] = shower_id
-        cluster_ids[alpha] = shower_id
-        points.append(alpha)
+        neighbours = np.asarray(tree.query_ball_point(ccoords[calo[alpha]], radius[calo[alpha]],
+                                                      return_sorted=False), dtype=np.int64)
+        calo_ids[neighbours[calo_ids[neighbours] < 0]] = shower_id
+        calo_ids[alpha] = shower_id
+        points.append(calo[alpha])
+    cluster_ids[calo] = calo_ids
+    tracks = np.flatnonzero(track)
+    if tracks.size:
+        _, nearest = tree.query(ccoords[tracks], k=1)
+        cluster_ids[tracks] = calo_ids[nearest]
     return np.asarray(points, dtype=np.int64)
 
 
 def condensation_clusters(beta, ccoords, row_splits, *, beta_threshold: float, distance_threshold: float,
-                          dist=None) -> np.ndarray:
+                          dist=None, is_track=None) -> np.ndarray:
     """(V,) int64 shower id per hit (−1 noise), ids unique across the batch; see :func:`condense`.
 
     Use :func:`condense` when the condensation point of each shower is needed too (e.g. for its energy).
     """
     return condense(beta, ccoords, row_splits, beta_threshold=beta_threshold,
-                    distance_threshold=distance_threshold, dist=dist).cluster_ids
+                    distance_threshold=distance_threshold, dist=dist, is_track=is_track).cluster_ids
 
 
 def shower_energies(hit_energy, condensation: Condensation, energy_corr=None) -> np.ndarray:

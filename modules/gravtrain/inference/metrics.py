@@ -2,10 +2,16 @@
 
 With K truth objects, S predicted showers and M matches (see :mod:`gravtrain.inference.matching`), and for
 each match m the ratio r_m = E_pred / E_true (both GeV; E_true = the object's ``t_energy``, E_pred = the
-shower energy of :func:`~gravtrain.inference.clustering.shower_energies`):
+shower energy of :func:`~gravtrain.inference.clustering.shower_energies`), the headline metrics are those
+physicists quote, above an energy threshold E_thr (``Evaluation.energy_threshold``, 10 GeV by default):
 
-    efficiency = M / K                     fake_rate  = (S − M) / S
-    response   = mean_m r_m                resolution = std_m r_m / mean_m r_m    (population std)
+    efficiency = M' / K'     K' = truth objects with E_true > E_thr, M' = those of them that are matched
+    fake_rate  = F' / S'     S' = showers with E_pred > E_thr, F' = those of them matched to no object
+    response   = mean_m r_m              over the matches whose object has E_true > E_thr
+    resolution = std_m r_m / mean_m r_m  over the same matches (population std)
+
+and the same four over all energies (E_thr = 0, no cut) as ``efficiency_all``, ``fake_rate_all``,
+``response_all`` and ``resolution_all``. A shower above E_thr matched to an object below it is not a fake.
 
 The binned versions use the truth objects whose E_true lies in each bin of ``energy_bins`` (edges, GeV; the
 last edge belongs to the last bin, objects outside the edges are left out of the binned arrays). A quantity
@@ -16,6 +22,7 @@ E_true ≤ 0 are left out of the response and resolution.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +42,12 @@ class ShowerMetrics:
     """Efficiency, fake rate, energy response and resolution, overall and in B bins of true energy.
 
     Attributes:
-        n_events, n_truth, n_showers, n_matched: E, K, S and M.
-        efficiency, fake_rate, response, resolution: the scalar metrics (module docstring); NaN when undefined.
+        n_events, n_truth, n_showers, n_matched: E, K, S and M, over all energies.
+        efficiency, fake_rate, response, resolution: the headline metrics above ``energy_threshold`` (module
+            docstring); NaN when undefined.
+        energy_threshold: E_thr in GeV.
+        n_truth_above, n_showers_above, n_matched_above: K', S' and M' (module docstring).
+        efficiency_all, fake_rate_all, response_all, resolution_all: the same metrics over all energies.
         energy_bins: (B+1,) bin edges of true energy in GeV.
         bin_counts: (B,) truth objects per bin.
         bin_matched: (B,) matched truth objects per bin.
@@ -63,6 +74,14 @@ class ShowerMetrics:
     matched_true_energy: np.ndarray
     matched_pred_energy: np.ndarray
     pid_confusion: np.ndarray | None = None
+    energy_threshold: float = 0.0
+    n_truth_above: int = 0
+    n_showers_above: int = 0
+    n_matched_above: int = 0
+    efficiency_all: float = float("nan")
+    fake_rate_all: float = float("nan")
+    response_all: float = float("nan")
+    resolution_all: float = float("nan")
 
     @property
     def pid_accuracy(self) -> float:
@@ -72,12 +91,21 @@ class ShowerMetrics:
         return float(np.trace(self.pid_confusion) / self.pid_confusion.sum())
 
     def to_dict(self) -> dict[str, float]:
-        """The scalar metrics under stable names, ready to log; ``pid_accuracy`` only with a PID prediction."""
+        """The scalar metrics under stable names, ready to log; ``pid_accuracy`` only with a PID prediction.
+
+        ``efficiency``, ``fake_rate``, ``response`` and ``resolution`` are above ``energy_threshold`` (also in
+        the dict), the ``*_all`` ones over all energies.
+        """
         scalars = {
             "efficiency": self.efficiency, "fake_rate": self.fake_rate,
             "response": self.response, "resolution": self.resolution,
+            "efficiency_all": self.efficiency_all, "fake_rate_all": self.fake_rate_all,
+            "response_all": self.response_all, "resolution_all": self.resolution_all,
+            "energy_threshold": self.energy_threshold,
             "n_events": self.n_events, "n_truth": self.n_truth,
             "n_showers": self.n_showers, "n_matched": self.n_matched,
+            "n_truth_above": self.n_truth_above, "n_showers_above": self.n_showers_above,
+            "n_matched_above": self.n_matched_above,
         }
         if self.pid_confusion is not None:
             scalars["pid_accuracy"] = self.pid_accuracy
@@ -105,7 +133,7 @@ def _energy_bin(energy: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def compute_shower_metrics(object_energy, shower_energy, matched_objects, matched_showers, *, n_events: int,
                            energy_bins=None, object_class=None, shower_class=None,
-                           n_classes: int | None = None) -> ShowerMetrics:
+                           n_classes: int | None = None, energy_threshold: float = 0.0) -> ShowerMetrics:
     """Metrics from matched pairs (module docstring).
 
     Args:
@@ -116,6 +144,7 @@ def compute_shower_metrics(object_energy, shower_energy, matched_objects, matche
         energy_bins: (B+1,) increasing edges in GeV; :data:`DEFAULT_ENERGY_BINS` when None.
         object_class, shower_class: optional (K,) and (S,) integer classes; both give the confusion matrix.
         n_classes: C; by default one more than the largest class seen.
+        energy_threshold: E_thr in GeV of the headline metrics; 0 makes them equal to the all-energy ones.
     """
     object_energy = np.asarray(object_energy, dtype=np.float64).reshape(-1)
     shower_energy = np.asarray(shower_energy, dtype=np.float64).reshape(-1)
@@ -128,7 +157,17 @@ def compute_shower_metrics(object_energy, shower_energy, matched_objects, matche
 
     true_e, pred_e = object_energy[matched_objects], shower_energy[matched_showers]
     ratios = np.divide(pred_e, true_e, out=np.full_like(pred_e, np.nan), where=true_e > 0)
-    response, resolution = _response_and_resolution(ratios[np.isfinite(ratios)])
+    response_all, resolution_all = _response_and_resolution(ratios[np.isfinite(ratios)])
+
+    threshold = float(energy_threshold)
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"energy_threshold must be a non-negative number of GeV, got {energy_threshold!r}")
+    object_above, shower_above = object_energy > threshold, shower_energy > threshold
+    match_above = object_above[matched_objects]
+    n_truth_above, n_showers_above = int(object_above.sum()), int(shower_above.sum())
+    n_matched_above = int(match_above.sum())
+    fakes_above = n_showers_above - int(shower_above[matched_showers].sum())
+    response, resolution = _response_and_resolution(ratios[match_above & np.isfinite(ratios)])
 
     n_bins = len(edges) - 1
     object_bin = _energy_bin(object_energy, edges)
@@ -152,11 +191,14 @@ def compute_shower_metrics(object_energy, shower_energy, matched_objects, matche
 
     return ShowerMetrics(
         n_events=int(n_events), n_truth=n_truth, n_showers=n_showers, n_matched=n_matched,
-        efficiency=_ratio(n_matched, n_truth), fake_rate=_ratio(n_showers - n_matched, n_showers),
+        efficiency=_ratio(n_matched_above, n_truth_above), fake_rate=_ratio(fakes_above, n_showers_above),
         response=response, resolution=resolution, energy_bins=edges, bin_counts=bin_counts,
         bin_matched=bin_matched, bin_efficiency=bin_efficiency, bin_response=bin_response,
         bin_resolution=bin_resolution, matched_true_energy=true_e, matched_pred_energy=pred_e,
-        pid_confusion=confusion)
+        pid_confusion=confusion, energy_threshold=threshold, n_truth_above=n_truth_above,
+        n_showers_above=n_showers_above, n_matched_above=n_matched_above,
+        efficiency_all=_ratio(n_matched, n_truth), fake_rate_all=_ratio(n_showers - n_matched, n_showers),
+        response_all=response_all, resolution_all=resolution_all)
 
 
 def _class_index(values, n_hits: int, name: str) -> np.ndarray:
@@ -171,7 +213,7 @@ def _class_index(values, n_hits: int, name: str) -> np.ndarray:
 
 def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits, *, beta_threshold: float,
                          distance_threshold: float, iou_threshold: float, energy_bins=None,
-                         is_track=None) -> ShowerMetrics:
+                         is_track=None, energy_threshold: float = 0.0) -> ShowerMetrics:
     """Cluster, match and score the predictions of a batch of E events (V hits) in one call.
 
     Args:
@@ -183,20 +225,23 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
         hit_energy: (V,) or (V, 1) hit energy in GeV: the ``energy`` column (column 0) of the features. Used for
             the shower energies and as the IoU weights.
         is_track: optional (V,) or (V, 1) flag (> 0.5: a track row). A track's "energy" is its momentum, not a
-            deposit: it weighs in the IoU but is left out of the shower energies, which thus sum calorimeter
-            deposits as the energy loss does (c · E_rec).
+            deposit: tracks are clustered as :func:`~gravtrain.inference.condense` does (never condensation
+            points, attached afterwards to the shower of their nearest calorimeter hit), weigh 0 in the IoU
+            (a track placed in the wrong shower cannot sink a correctly clustered one) and are left out of the
+            shower energies, which thus sum calorimeter deposits as the energy loss does (c · E_rec).
         row_splits: (E+1,) event boundaries.
         beta_threshold, distance_threshold: clustering parameters (:func:`~gravtrain.inference.condense`).
         iou_threshold: matching parameter (:func:`~gravtrain.inference.match_showers`).
         energy_bins: (B+1,) true-energy bin edges in GeV; :data:`DEFAULT_ENERGY_BINS` when None.
+        energy_threshold: E_thr in GeV of the headline metrics (module docstring); 0: no cut.
     """
     condensation = condense(predictions["beta"], predictions["ccoords"], row_splits, beta_threshold=beta_threshold,
-                            distance_threshold=distance_threshold, dist=predictions.get("dist"))
+                            distance_threshold=distance_threshold, dist=predictions.get("dist"), is_track=is_track)
     deposits = np.asarray(hit_energy, dtype=np.float64).reshape(-1)
     if is_track is not None:
         deposits = np.where(np.asarray(is_track).reshape(-1) > 0.5, 0.0, deposits)
     predicted_energy = shower_energies(deposits, condensation, predictions.get("energy_corr"))
-    matches = match_showers(truth["t_idx"], condensation.cluster_ids, hit_energy, row_splits,
+    matches = match_showers(truth["t_idx"], condensation.cluster_ids, deposits, row_splits,
                             iou_threshold=iou_threshold, n_showers=condensation.n_showers)
     n_hits = len(condensation.cluster_ids)
     first_hits = matches.truth.first_hits
@@ -212,7 +257,9 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
     metrics = compute_shower_metrics(object_energy, predicted_energy, matches.matched_objects,
                                      matches.matched_showers, n_events=len(np.asarray(row_splits).reshape(-1)) - 1,
                                      energy_bins=energy_bins, object_class=object_class,
-                                     shower_class=shower_class, n_classes=n_classes)
-    logger.info("evaluated %d events: efficiency %.3f, fake rate %.3f, response %.3f, resolution %.3f",
-                metrics.n_events, metrics.efficiency, metrics.fake_rate, metrics.response, metrics.resolution)
+                                     shower_class=shower_class, n_classes=n_classes,
+                                     energy_threshold=energy_threshold)
+    logger.info("evaluated %d events: above %g GeV efficiency %.3f, fake rate %.3f, response %.3f, resolution "
+                "%.3f", metrics.n_events, metrics.energy_threshold, metrics.efficiency, metrics.fake_rate,
+                metrics.response, metrics.resolution)
     return metrics
