@@ -75,7 +75,7 @@ def test_dataset_dtypes_and_shapes_are_declared(batcher):
 
 
 def test_skipped_events_are_logged(small_store, caplog):
-    with caplog.at_level(logging.WARNING, logger="gravtrain.data.batching"):
+    with caplog.at_level(logging.INFO, logger="gravtrain.data.batching"):
         HitBudgetBatcher(small_store, batch_size=int(small_store.event_sizes.max()) - 1, seed=0).dataset(epoch=0)
     assert "skipped 1 of 40 events" in caplog.text
 

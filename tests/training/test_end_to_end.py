@@ -120,7 +120,31 @@ def test_metrics_steps_and_the_learning_rate_switch(trained):
     assert metric_steps(client, result.run_id, "val/loss/total") == [1, 2]
     assert metric_steps(client, result.run_id, "epoch/hits_per_second") == [1, 2]
     physics = client.get_run(result.run_id).data.metrics
-    assert {"physics/efficiency", "physics/fake_rate", "physics/response"} <= set(physics)
+    assert {"physics/efficiency", "physics/fake_rate", "physics/response", "physics/efficiency_all",
+            "physics/fake_rate_all", "physics/response_all", "physics/resolution_all"} <= set(physics)
+    assert physics["physics/energy_threshold"] == 10.0
+    # physics/* at each epoch end (Plotting.physics_frequency 1); the final evaluation adds no second value.
+    assert metric_steps(client, result.run_id, "physics/efficiency") == [1, 2]
+    assert metric_steps(client, result.run_id, "data/skipped_events") == [0, first_of_stage_two - 1]
+
+
+def test_skipped_events_are_a_metric_and_a_warning_above_one_percent(tmp_path, caplog):
+    from gravtrain.data import load_event_sets
+    from gravtrain.config import load_config
+
+    config = write_config(tmp_path, **{"Training.0.batch_size": 250, "Plotting.physics_frequency": 0})
+    sizes = load_event_sets(load_config(config).Data)[0].event_sizes
+    too_large = int((sizes > 250).sum())
+    assert 0 < too_large < len(sizes)
+    with caplog.at_level("WARNING", logger="gravtrain.training.loop"):
+        result = train_in(tmp_path, config, tracking=False)
+    steps, counts = result.curves["data/skipped_events"]
+    assert steps[0] == 0 and counts == [float(too_large), 0.0]  # stage first skips them, stage second none
+    warning = next(r.getMessage() for r in caplog.records if "skips" in r.getMessage())
+    assert f"stage first skips {too_large} of {len(sizes)} training events" in warning
+    assert f"the largest has {int(sizes.max())} hits" in warning
+    assert "physics/efficiency" in result.metrics  # physics_frequency 0: only the final evaluation
+    assert "physics/efficiency" not in result.curves or result.curves["physics/efficiency"][0] == [2]
 
 
 def test_artifacts_and_the_model_round_trip(trained):

@@ -211,6 +211,10 @@ class Stage:
 class Plotting:
     record_frequency: int = key(10, min=1, doc="Batches between metric records.")
     plot_frequency: int = key(200, min=1, doc="Batches between plot updates.")
+    physics_frequency: int = key(
+        1, min=0, doc="Epochs between physics metrics (physics/*) on the validation events during training; "
+                      "0: only after the last stage. Each costs a pass over the validation events plus clustering.",
+    )
 
 
 @section("Condensation clustering and truth matching used to score a model.")

@@ -135,8 +135,8 @@ class HitBudgetBatcher:
             return self._last_plan
         plan = plan_hit_budget_batches(self.store.event_sizes, self.batch_size, seed=self.seed, epoch=epoch,
                                        shuffle=self.shuffle)
-        if len(plan.skipped_events):
-            log = logger.warning if not self._warned else logger.info
+        if len(plan.skipped_events):  # the training loop records the count and warns above 1 %
+            log = logger.info if not self._warned else logger.debug
             log("skipped %d of %d events (%d hits) larger than batch_size %d hits (epoch %d)",
                 len(plan.skipped_events), self.store.n_events, plan.skipped_hits, self.batch_size, epoch)
             self._warned = True

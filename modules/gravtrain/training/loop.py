@@ -4,7 +4,8 @@
     for each stage: learning rate, batch size, batch-norm/loss overrides, freeze → epochs of batches
         each batch: compiled train step (NaN guard inside) → records every Plotting.record_frequency batches
         every Plotting.plot_frequency batches and at each epoch end: plots, metrics flushed, checkpoint
-        each epoch end: validation in inference mode, epoch averages, throughput, early stopping
+        each epoch end: validation in inference mode, epoch averages, throughput, early stopping, and every
+            Plotting.physics_frequency epochs the physics metrics (physics/*) on the validation events
     after the last stage: the model (.keras and MLflow's Keras flavour), physics metrics and figures on the
     validation set.
 
@@ -49,6 +50,9 @@ from gravtrain.training.stages import (
 from gravtrain.training.step import TrainingStep
 
 logger = logging.getLogger(__name__)
+
+#: A stage that skips more than this share of its training events (larger than its batch size) warns.
+SKIPPED_EVENTS_WARNING = 0.01
 
 
 class NonFiniteLossError(RuntimeError):
@@ -240,6 +244,7 @@ class _StagedTrainer:
     def _run_stage(self, index: int) -> str:
         stage, progress = self.config.Training[index], self.progress
         batcher = HitBudgetBatcher(self.train_store, stage.batch_size, seed=self.config.General.seed, shuffle=True)
+        self._report_skipped(index, batcher)
         while progress.stage_epoch < stage.epochs:
             stopped_below = self._train_epoch(index, batcher)
             self._end_epoch(index)
@@ -289,6 +294,21 @@ class _StagedTrainer:
                 return True
         return False
 
+    def _report_skipped(self, index: int, batcher: HitBudgetBatcher) -> None:
+        """Record the events this stage skips (larger than its batch size) and warn when they are over 1 %."""
+        skipped, n_events = batcher.skipped_events, self.train_store.n_events
+        self.recorder.record({"data/skipped_events": float(len(skipped)),
+                              "data/skipped_hits": float(batcher.skipped_hits)}, step=self.progress.step)
+        if not len(skipped):
+            return
+        largest = int(self.train_store.event_sizes[skipped].max())
+        stage = self.config.Training[index]
+        log = logger.warning if len(skipped) > SKIPPED_EVENTS_WARNING * n_events else logger.info
+        log("stage %s skips %d of %d training events (%.1f %%) larger than its batch_size of %d hits; the largest "
+            "has %d hits: set Training.%d.batch_size to at least %d to train on all of them",
+            self.config.stage_name(index), len(skipped), n_events, 100.0 * len(skipped) / n_events,
+            stage.batch_size, largest, index, largest)
+
     def _state_values(self, index: int) -> dict[str, float]:
         layers = batch_norm_layers(self.model)
         viscosity = float(np.mean([float(layer.viscosity) for layer in layers])) if layers else float("nan")
@@ -317,6 +337,13 @@ class _StagedTrainer:
         epoch_metrics.update({f"val/{name}": value for name, value in validation.items()})
         epoch_metrics["epoch/hits_per_second"] = averages.hits_per_second
         epoch_metrics["epoch/seconds"] = averages.seconds
+        every = self.config.Plotting.physics_frequency
+        if every and progress.epoch % every == 0:
+            physics = self.physics(figures=False).metrics
+            epoch_metrics.update({f"physics/{name}": value for name, value in physics.to_dict().items()})
+            logger.info("epoch %d: above %g GeV efficiency %.3f, fake rate %.3f, response %.3f (validation events)",
+                        progress.epoch, physics.energy_threshold, physics.efficiency, physics.fake_rate,
+                        physics.response)
         self.recorder.record(epoch_metrics, step=progress.epoch)
         logger.info("epoch %d: objective %.4g, validation loss %.4g, %.0f hits/s", progress.epoch,
                     epoch_metrics.get("epoch/objective", math.nan), validation.get("loss/total", math.nan),
@@ -375,19 +402,21 @@ class _StagedTrainer:
                                   f"checkpoint written. Resume with {self.run.resume_hint}.")
 
     # ------------------------------------------------------------------ end
-    def finish(self) -> dict[str, float]:
-        """Save and log the model, evaluate it on the validation set, log the physics metrics and figures."""
+    def physics(self, *, figures: bool):
+        """The model's showers on the validation events, scored (``EvaluationResult``)."""
         from gravtrain.evaluation import evaluate_model
 
+        return evaluate_model(self.model, self.val_store, self.config.Evaluation, figures=figures)
+
+    def finish(self) -> dict[str, float]:
+        """Save and log the model, evaluate it on the validation set, log the physics metrics and figures."""
         metrics = {f"val/{name}": value for name, value in self.last_val.items()}
-        result = evaluate_model(self.model, self.val_store, self.config.Evaluation)
+        result = self.physics(figures=True)
         physics = {f"physics/{name}": value for name, value in result.metrics.to_dict().items()}
-        self.recorder.record(physics, step=self.progress.epoch)
+        self.recorder.record(physics, step=self.progress.epoch)  # a no-op if the last epoch recorded them
         metrics.update(physics)
         for name, figure in result.figures.items():
             self.run.tracker.log_figure(figure, f"evaluation/{name}.png")
         self.run.log_model(self.model)
-        logger.info("validation: efficiency %.3f, fake rate %.3f, response %.3f, resolution %.3f",
-                    result.metrics.efficiency, result.metrics.fake_rate, result.metrics.response,
-                    result.metrics.resolution)
+        logger.info("validation events, final model:\n%s", result.summary())
         return metrics

@@ -58,12 +58,14 @@ class MetricRecorder:
             self._count = 0
 
     def record(self, metrics: dict[str, float], step: int) -> None:
-        """Record ``metrics`` at ``step`` (tracker and curves), except those the store already has."""
+        """Record ``metrics`` at ``step`` (tracker and curves), except those already recorded at that step or a
+        later one (by this recorder or, before a resume, in the store)."""
         fresh = {name: float(value) for name, value in metrics.items() if step > self.logged_until.get(name, -1)}
         if not fresh:
             return
         self.tracker.log_metrics(fresh, step=step)
         for name, value in fresh.items():
+            self.logged_until[name] = step
             steps, values = self.curves[name]
             steps.append(step)
             values.append(value)
