@@ -41,6 +41,15 @@ def test_predictions_line_up_with_the_store(model, events):
         np.testing.assert_allclose(small_budget[name], one_batch[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_repeated_predictions_trace_the_model_once(events):
+    from gravtrain.evaluation.runner import _forward_function
+
+    fresh = build_model(small_config(), FeatureStats.from_store(events))
+    predict_events(fresh, events, hit_budget=1)
+    predict_events(fresh, simulate_events(3, n_particles=(1, 2), noise_hits=5, seed=9))  # other shapes
+    assert _forward_function(fresh).experimental_get_tracing_count() == 1
+
+
 def test_evaluate_model_gives_metrics_and_figures(model, events, tmp_path):
     result = evaluate_model(model, events, Evaluation())
     m = result.metrics

@@ -11,6 +11,7 @@ in stored order, so the concatenated predictions line up with the store's hits.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,19 +78,35 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
+#: The compiled inference pass of each model, kept while the model lives (training scores it every epoch).
+_FORWARD_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _forward_function(model: keras.Model):
+    """``model(batch, training=False)`` as one ``tf.function`` with a fixed input signature (one trace per model)."""
+    forward = _FORWARD_FUNCTIONS.get(model)
+    if forward is None:
+        spec = batch_element_spec()
+        model_ref = weakref.ref(model)  # the cache must not keep the model alive
+
+        @tf.function(input_signature=[{"features": spec["features"], "row_splits": spec["row_splits"]}])
+        def forward(batch):
+            return model_ref()(batch, training=False)
+
+        _FORWARD_FUNCTIONS[model] = forward
+    return forward
+
+
 def predict_events(model: keras.Model, store: EventStore, *, hit_budget: int = DEFAULT_HIT_BUDGET) -> dict:
     """Every head of ``model`` on every hit of ``store``, as NumPy arrays in the store's hit order.
 
-    One ``tf.function`` with a fixed input signature serves all batches (one trace).
+    One ``tf.function`` with a fixed input signature serves all batches and every later call for the same model
+    (one trace per model).
     """
     _check_features(model, store)
     budget = max(int(hit_budget), int(store.event_sizes.max(initial=1)))
     batcher = HitBudgetBatcher(store, budget, shuffle=False)
-    spec = batch_element_spec()
-
-    @tf.function(input_signature=[{"features": spec["features"], "row_splits": spec["row_splits"]}])
-    def forward(batch):
-        return model(batch, training=False)
+    forward = _forward_function(model)
 
     parts: dict[str, list[np.ndarray]] = {}
     for batch in batcher.numpy_batches(epoch=0):
