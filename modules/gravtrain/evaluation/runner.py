@@ -24,7 +24,14 @@ from gravtrain.config import load_config
 from gravtrain.config.schema import Config, Evaluation
 from gravtrain.data import FEATURE_NAMES, PID_NAMES, DataError, EventStore, load_event_sets
 from gravtrain.data.batching import HitBudgetBatcher, batch_element_spec
-from gravtrain.inference import DEFAULT_ENERGY_BINS, ShowerMetrics, condense, evaluate_predictions, match_showers
+from gravtrain.inference import (
+    DEFAULT_ENERGY_BINS,
+    ShowerMetrics,
+    calorimeter_deposits,
+    condense,
+    evaluate_predictions,
+    match_showers,
+)
 from gravtrain.model import feature_names, load_model
 from gravtrain.plotting import (
     coordinate_space_figure,
@@ -190,7 +197,7 @@ def _figures(store: EventStore, predictions: dict, metrics: ShowerMetrics, optio
                             distance_threshold=options.distance_threshold, dist=one.get("dist"), is_track=is_track)
     energy = column["energy"]
     t_idx = event["t_idx"].reshape(-1)
-    matches = match_showers(t_idx, condensation.cluster_ids, np.where(is_track, 0.0, energy), one_splits,
+    matches = match_showers(t_idx, condensation.cluster_ids, calorimeter_deposits(energy, is_track), one_splits,
                             iou_threshold=options.iou_threshold, n_showers=condensation.n_showers)
     object_t_idx = t_idx[matches.truth.first_hits]
     shower_to_truth = {int(s): int(object_t_idx[o]) for o, s in zip(matches.matched_objects, matches.matched_showers)}

@@ -21,6 +21,7 @@ from gravtrain.inference.matching import (
 from gravtrain.inference.metrics import (
     DEFAULT_ENERGY_BINS,
     ShowerMetrics,
+    calorimeter_deposits,
     compute_shower_metrics,
     evaluate_predictions,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ShowerMatches",
     "ShowerMetrics",
     "TruthObjects",
+    "calorimeter_deposits",
     "compute_shower_metrics",
     "condensation_clusters",
     "condense",

@@ -211,6 +211,15 @@ def _class_index(values, n_hits: int, name: str) -> np.ndarray:
     return per_hit_vector(array, n_hits, name, dtype=np.int64)
 
 
+def calorimeter_deposits(hit_energy, is_track=None) -> np.ndarray:
+    """(V,) float64 hit energies with track rows (``is_track`` > 0.5) at 0: a track's "energy" is its momentum,
+    not a deposit, so it weighs nothing in the IoU and adds nothing to a shower's energy."""
+    deposits = np.asarray(hit_energy, dtype=np.float64).reshape(-1)
+    if is_track is None:
+        return deposits
+    return np.where(np.asarray(is_track).reshape(-1) > 0.5, 0.0, deposits)
+
+
 def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits, *, beta_threshold: float,
                          distance_threshold: float, iou_threshold: float, energy_bins=None,
                          is_track=None, energy_threshold: float = 0.0) -> ShowerMetrics:
@@ -237,9 +246,7 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
     """
     condensation = condense(predictions["beta"], predictions["ccoords"], row_splits, beta_threshold=beta_threshold,
                             distance_threshold=distance_threshold, dist=predictions.get("dist"), is_track=is_track)
-    deposits = np.asarray(hit_energy, dtype=np.float64).reshape(-1)
-    if is_track is not None:
-        deposits = np.where(np.asarray(is_track).reshape(-1) > 0.5, 0.0, deposits)
+    deposits = calorimeter_deposits(hit_energy, is_track)
     predicted_energy = shower_energies(deposits, condensation, predictions.get("energy_corr"))
     matches = match_showers(truth["t_idx"], condensation.cluster_ids, deposits, row_splits,
                             iou_threshold=iou_threshold, n_showers=condensation.n_showers)

@@ -227,7 +227,8 @@ def object_condensation_terms(beta, ccoords, t_idx, row_splits, *, q_min, implem
     (``"event"``, the paper's: L_rep = (1/V) Σ_k Σ_{i∉k} q̄_k q_i R(s_ik), a sum over the hits of the event,
     so an object pushes a neighbour's hits as hard as it pulls its own instead of diluting the push over every
     hit of the event). T is the set of track rows (``is_track``): the condensation point of an object is one of
-    its calorimeter hits, a track only for an object without one. α_k is the first hit on ties. A sum over an empty set divided by its (zero) size is 0: an event without objects has
+    its calorimeter hits, a track only for an object without one. α_k is the first hit on ties. A sum over an
+    empty set divided by its (zero) size is 0: an event without objects has
     L_att = L_rep = L_β = 0, an event without noise L_noise = 0, and an object that is its whole event
     (V = N_k) has no repulsion. Each term of the batch is the mean of the per-event values over the events
     with at least one hit (empty events are left out of the mean; a batch without hits gives 0).
