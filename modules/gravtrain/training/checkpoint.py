@@ -7,9 +7,17 @@ A checkpoint is a directory ``<run dir>/ckpt-<step>`` holding
 - ``progress.json``: the :class:`Progress` (stage, epochs and steps done, the position in the epoch's batch
   order, the early-stopping state).
 
-It is written completely before the small pointer file ``<run dir>/latest`` is replaced (an atomic rename) to
-name it, so a process killed while writing leaves the previous checkpoint in force. Older ``ckpt-*``
-directories are removed; the copies made at each stage's end (``stage-<n>-end``) are kept.
+A save never passes through a state without a complete checkpoint in force:
+
+1. the new checkpoint is written into ``.partial-<name>`` and renamed to ``<name>`` (a name not in use, so the
+   checkpoint in force is never overwritten, even when the new one is of the same step, as at a stage's end);
+2. the small pointer file ``<run dir>/latest`` is replaced (written beside, then an atomic rename) to name it;
+3. only then are the older ``ckpt-*`` directories and the leftovers of interrupted saves removed.
+
+A process killed at any point leaves ``latest`` naming a complete checkpoint: the previous one until step 2,
+the new one after. The copies made at each stage's end (``stage-<n>-end``) are kept; they are assembled
+beside, then renamed into place. :func:`latest_checkpoint` also finds the newest complete checkpoint when the
+pointer itself was lost.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ LATEST = "latest"
 PROGRESS_FILE = "progress.json"
 WEIGHTS_FILE = "model.weights.h5"
 OPTIMIZER_FILE = "optimizer.npz"
+CHECKPOINT_PREFIX = "ckpt-"
+PARTIAL_PREFIX = ".partial-"  # a save in progress
+TRASH_PREFIX = ".old-"  # a stage-end copy set aside while its replacement is renamed in
 
 
 @dataclass
@@ -78,36 +89,92 @@ def save_checkpoint(run_dir: Path, model: keras.Model, optimizer: keras.optimize
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    target = run_dir / f"ckpt-{progress.step:09d}-{progress.epoch:05d}-{progress.batch_in_epoch:07d}"
-    partial = run_dir / f".partial-{target.name}"
+    target = _unused(run_dir, f"{CHECKPOINT_PREFIX}{progress.step:09d}-{progress.epoch:05d}-"
+                              f"{progress.batch_in_epoch:07d}")
+    partial = run_dir / f"{PARTIAL_PREFIX}{target.name}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     model.save_weights(partial / WEIGHTS_FILE)
     np.savez(partial / OPTIMIZER_FILE, *[np.asarray(v.numpy()) for v in optimizer.variables])
     (partial / PROGRESS_FILE).write_text(json.dumps(asdict(progress), indent=1) + "\n")
-    shutil.rmtree(target, ignore_errors=True)
     os.replace(partial, target)
     pointer = run_dir / f".{LATEST}.tmp"
     pointer.write_text(target.name + "\n")
     os.replace(pointer, run_dir / LATEST)
     if keep_as:
-        kept = run_dir / keep_as
-        shutil.rmtree(kept, ignore_errors=True)
-        shutil.copytree(target, kept)
-    for old in run_dir.glob("ckpt-*"):
-        if old != target:
-            shutil.rmtree(old, ignore_errors=True)
+        _keep_copy(target, run_dir / keep_as)
+    _clear_leftovers(run_dir, target)
     logger.debug("checkpoint %s", target)
     return target
 
 
+def _unused(run_dir: Path, name: str) -> Path:
+    """``run_dir / name``, or ``name.1``, ``name.2``, ... when it is taken (never overwrite what is in force)."""
+    candidate, n = run_dir / name, 0
+    while candidate.exists():
+        n += 1
+        candidate = run_dir / f"{name}.{n}"
+    return candidate
+
+
+def _keep_copy(source: Path, kept: Path) -> None:
+    """Make ``kept`` a copy of ``source``: assembled beside, the old copy set aside, the new renamed in."""
+    partial = kept.parent / f"{PARTIAL_PREFIX}{kept.name}"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    if kept.exists():
+        trash = kept.parent / f"{TRASH_PREFIX}{kept.name}"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(kept, trash)
+    os.replace(partial, kept)
+
+
+def _clear_leftovers(run_dir: Path, target: Path) -> None:
+    """Remove the checkpoints older than ``target`` and what interrupted saves left; a stage-end copy that a
+    kill caught set aside, with no new copy in its place, is put back."""
+    for old in sorted(run_dir.iterdir()):
+        if old.name.startswith(TRASH_PREFIX):
+            original = run_dir / old.name[len(TRASH_PREFIX):]
+            if not original.exists() and _is_complete(old):
+                os.replace(old, original)
+                continue
+        if old != target and old.name.startswith((CHECKPOINT_PREFIX, PARTIAL_PREFIX, TRASH_PREFIX)):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _is_complete(checkpoint: Path) -> bool:
+    # progress.json is written last, and a checkpoint directory only gets its name once complete.
+    return (checkpoint / PROGRESS_FILE).is_file() and (checkpoint / WEIGHTS_FILE).is_file()
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The directory the ``latest`` pointer names, or None when the run has no checkpoint."""
-    pointer = Path(run_dir) / LATEST
-    if not pointer.is_file():
+    """The directory the ``latest`` pointer names, or None when the run has no checkpoint.
+
+    When the pointer is missing, unreadable or names no complete checkpoint (a damaged file system), the
+    complete ``ckpt-*`` directory of the highest step is used instead, with a warning.
+    """
+    run_dir = Path(run_dir)
+    pointer = run_dir / LATEST
+    try:
+        target = run_dir / pointer.read_text().strip() if pointer.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        target = None
+    if target is not None and target != run_dir and _is_complete(target):
+        return target
+    complete = [path for path in run_dir.glob(f"{CHECKPOINT_PREFIX}*") if _is_complete(path)]
+    if not complete:
         return None
-    target = Path(run_dir) / pointer.read_text().strip()
-    return target if (target / PROGRESS_FILE).is_file() else None
+    newest = max(complete, key=_checkpoint_order)
+    if pointer.exists():
+        logger.warning("%s does not name a complete checkpoint; using the newest one, %s", pointer, newest.name)
+    return newest
+
+
+def _checkpoint_order(path: Path) -> tuple[int, ...]:
+    """Sort key of ``ckpt-<step>-<epoch>-<batch>[.n]`` names: the numbers, then the re-save count."""
+    stem, _, resave = path.name[len(CHECKPOINT_PREFIX):].partition(".")
+    numbers = [int(part) for part in stem.split("-") if part.isdigit()]
+    return (*numbers, int(resave) if resave.isdigit() else 0)
 
 
 def restore_checkpoint(checkpoint: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> Progress:
