@@ -124,3 +124,16 @@ def test_bare_config_argument_means_train():
 def test_python_dash_m_gravtrain():
     result = subprocess.run([sys.executable, "-m", "gravtrain", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("gravtrain ")
+
+
+def test_hostile_yaml_is_one_message(tmp_path):
+    from tests.config.test_yaml_bounds import alias_bomb
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb(levels=9, width=10) + "x: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = run("check", "--no-model", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{path}:10: lists and mappings nested more than" in result.stderr
+    path.write_text(alias_bomb(levels=9, width=10))
+    result = run("check", "--no-model", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "values through its aliases" in result.stderr

@@ -11,7 +11,7 @@ from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
 from gravtrain.config.fields import section_keys
 from gravtrain.config.schema import Config, Stage
 from gravtrain.config.validate import Validated, dotted, validate_config
-from gravtrain.config.yaml_reader import LoadedYaml, Path, parse_scalar, read_yaml_text
+from gravtrain.config.yaml_reader import MAX_YAML_CHARACTERS, LoadedYaml, Path, parse_scalar, read_yaml_text
 
 
 def load_config(path: str | FilePath, overrides: Iterable[str] = (), explicit: bool = False) -> Config:
@@ -51,7 +51,8 @@ def resolve_config(path: str | FilePath, overrides: Iterable[str] = (), explicit
 
 def _read_file(filename: str) -> LoadedYaml:
     try:
-        text = FilePath(filename).read_text(encoding="utf-8")
+        with open(filename, encoding="utf-8") as stream:
+            text = stream.read(MAX_YAML_CHARACTERS + 1)  # enough to tell that it is too large
     except FileNotFoundError:
         return _unreadable(filename, "no such file; check the path (it is relative to where you run the command).")
     except IsADirectoryError:

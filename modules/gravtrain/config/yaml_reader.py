@@ -12,6 +12,11 @@ key named ``on`` became ``True``. This reader swaps PyYAML's implicit resolvers 
 Everything else is a string. We compose PyYAML's node graph and build plain Python values ourselves, so every
 mapping key and sequence item keeps its line, and a key given twice in one mapping is an error that names both
 lines (PyYAML would silently keep the last one).
+
+The reader is bounded, so no input file can hang it or exhaust memory: at most ``MAX_YAML_CHARACTERS`` of text,
+``MAX_YAML_DEPTH`` nested lists and mappings (checked on the event stream before composing, whose recursion
+would otherwise overflow) and ``MAX_YAML_VALUES`` values after aliases are expanded (an "alias bomb" of aliases
+to aliases grows exponentially). A config is a few hundred values, a few levels deep.
 """
 
 from __future__ import annotations
@@ -34,6 +39,15 @@ _FLOAT = "tag:yaml.org,2002:float"
 _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
+
+#: Bounds of what the reader accepts (a config is a few kB, four or five levels, a few hundred values).
+MAX_YAML_CHARACTERS = 1_000_000
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 100_000
+
+
+class _TooLarge(Exception):
+    """Raised inside the builder when the expanded document exceeds MAX_YAML_VALUES."""
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -88,7 +102,18 @@ def parse_scalar(text: str) -> Any:
 def read_yaml_text(text: str, filename: str) -> LoadedYaml:
     """Parse ``text``; syntax errors and duplicate keys are returned as issues, never raised."""
     result = LoadedYaml(data=None)
+    if len(text) > MAX_YAML_CHARACTERS:
+        result.issues.append(ConfigIssue(
+            "", f"more than {MAX_YAML_CHARACTERS:,} characters, far more than a config has; is it really a "
+            "config file?", filename, None))
+        return result
     try:
+        too_deep = _first_too_deep(text)
+        if too_deep is not None:
+            result.issues.append(ConfigIssue(
+                "", f"lists and mappings nested more than {MAX_YAML_DEPTH} levels deep; a config needs a few. "
+                "Check the indentation and brackets here.", filename, too_deep.line + 1))
+            return result
         node = yaml.compose(text, Loader=_Yaml12Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -106,8 +131,28 @@ def read_yaml_text(text: str, filename: str) -> LoadedYaml:
         return result
     builder = _Builder(filename, result)
     result.origins[()] = Origin(filename, node.start_mark.line + 1)
-    result.data = builder.build(node, ())
+    try:
+        result.data = builder.build(node, ())
+    except _TooLarge as exc:
+        result.data, result.origins = None, {}
+        result.issues[:] = [ConfigIssue(
+            "", f"the YAML expands to more than {MAX_YAML_VALUES:,} values through its aliases (*name), which "
+            "refer to anchors (&name) that themselves hold aliases; write the values out or use fewer aliases.",
+            filename, exc.args[0])]
     return result
+
+
+def _first_too_deep(text: str):
+    """The mark where nesting first exceeds MAX_YAML_DEPTH, or None (a flat, iterative pass over the events)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Yaml12Loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return event.start_mark
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return None
 
 
 class _Builder:
@@ -117,6 +162,7 @@ class _Builder:
         self.filename = filename
         self.result = result
         self.active: set[int] = set()  # node ids being built: guards against recursive aliases
+        self.n_values = 0  # values built so far, aliases expanded
 
     def issue(self, path: Path, message: str, node: yaml.Node) -> None:
         dotted = ".".join(str(p) for p in path)
@@ -126,6 +172,9 @@ class _Builder:
         if id(node) in self.active:
             self.issue(path, "a YAML alias refers to its own parent (recursive structure); remove it.", node)
             return None
+        self.n_values += 1
+        if self.n_values > MAX_YAML_VALUES:
+            raise _TooLarge(node.start_mark.line + 1)
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
