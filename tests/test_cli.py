@@ -31,6 +31,15 @@ def test_check_prints_the_resolved_config():
     assert "Parameters: " in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("args", [["train", "nope.yaml"], ["nope.yaml"], ["evaluate", "nope.yaml", "--model", "m.keras"]])
+def test_a_missing_config_is_reported_before_tensorflow_loads(args):
+    code = (f"import sys; from gravtrain.cli import main; code = main({args!r});"
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow imported'; sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "nope.yaml: no such file" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_check_without_the_model_does_not_import_tensorflow():
     code = ("import sys; from gravtrain.cli import main; code = main(['check', '--no-model', 'configs/toy.yaml']);"
             "assert 'tensorflow' not in sys.modules, 'TensorFlow imported'; sys.exit(code)")
@@ -87,6 +96,10 @@ def test_explicit_flag_lists_defaults(tmp_path):
         (("check", "configs/missing.yaml"), "no such file"),
         (("check",), "the following arguments are required: config"),
         (("frobnicate.yaml",), "no such file"),
+        (("frobnicate",), "unknown command 'frobnicate'; the commands are check, schema, train"),
+        (("chek", "configs/toy.yaml"), "Did you mean 'check'?"),
+        (("check", "configs/toy.yaml", "--set", "Training.-1.epochs=9"), "negative index -1"),
+        (("check", "configs/toy.yaml", "--set", "Tracking.tags.a.b=1"), "--set Tracking.tags.a.b=1: Tracking.tags.a:"),
         (("check", "configs/toy.yaml", "--set", "General"), "Section.key=value"),
         (("--no-such-flag",), "unrecognized arguments"),
     ],

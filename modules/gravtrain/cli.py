@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -119,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of both ``gravtrain`` and ``python config_trainer.py``. Returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] not in COMMANDS and not args_list[0].startswith("-"):
+        if not _looks_like_a_config(args_list[0]):
+            _configure_logging(False)
+            log.error("%s", _unknown_command(args_list[0]))
+            return EXIT_USAGE
         args_list.insert(0, "train")  # `gravtrain configs/x.yaml` means train
     parser = build_parser()
     args = parser.parse_args(args_list)  # exits 2 with a usage message on bad arguments
@@ -130,12 +135,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except (ConfigError, DataError, *_lazy_user_errors(args.command)) as exc:
+    except (ConfigError, DataError) as exc:  # listed first: a bad config is reported before TensorFlow loads
         log.error("%s", exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except Exception as exc:
+        if isinstance(exc, _lazy_user_errors(args.command)):
+            log.error("%s", exc)
+            return EXIT_USAGE
+        raise
+
+
+def _looks_like_a_config(word: str) -> bool:
+    """A bare first word is a config path (train it) when it names a file or has a path's shape."""
+    from pathlib import Path
+
+    return Path(word).suffix.lower() in (".yaml", ".yml") or "/" in word or os.sep in word or Path(word).exists()
+
+
+def _unknown_command(word: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return (f"unknown command '{word}'; the commands are {', '.join(COMMANDS)}, or give a config file to train "
+            f"(gravtrain configs/toy.yaml).{hint}")
 
 
 def _lazy_user_errors(command: str) -> tuple[type[Exception], ...]:
@@ -152,9 +178,9 @@ def _lazy_user_errors(command: str) -> tuple[type[Exception], ...]:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    validated = resolve_config(args.config, args.overrides, args.explicit)  # before TensorFlow loads
     from gravtrain.evaluation import evaluate
 
-    validated = resolve_config(args.config, args.overrides, args.explicit)
     result = evaluate(validated.config, args.model, split=args.split, display_event=args.event, out_dir=args.out)
     sys.stdout.write(result.summary() + "\n")
     if args.out:
@@ -212,8 +238,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_ui(args: argparse.Namespace) -> int:
-    import os
-
     from gravtrain.config.schema import Tracking
     from gravtrain.tracking import serve_ui
 

@@ -141,28 +141,33 @@ def apply_overrides(loaded: LoadedYaml, overrides: Iterable[str]) -> list[Config
 def _set_path(loaded: LoadedYaml, path: Path, value: Any, origin: Origin) -> str | None:
     if loaded.data is None:
         loaded.data = {}
+    negative = [part for part in path if isinstance(part, int) and part < 0]
+    if negative:
+        return (f"negative index {negative[0]}: items are counted from 0 at the start of the list (Training.0 is "
+                "the first stage); write the index of the item itself.")
     node = loaded.data
     for depth, part in enumerate(path[:-1]):
         nxt = path[depth + 1]
         if isinstance(node, list):
-            if not isinstance(part, int) or not -len(node) <= part < len(node):
+            if not isinstance(part, int) or not part < len(node):
                 return f"{dotted(path[:depth])} has {len(node)} items; index {part} does not exist."
             if node[part] is None and isinstance(nxt, str):
                 node[part] = {}
+                loaded.origins[path[:depth + 1]] = origin  # created by the override: errors inside name it
             node = node[part]
         elif isinstance(node, dict):
             if not isinstance(part, str):
                 return f"{dotted(path[:depth]) or 'the top level'} is a mapping; use a key name, not {part}."
             if node.get(part) is None:
                 node[part] = [] if isinstance(nxt, int) else {}
+                loaded.origins[path[:depth + 1]] = origin
             node = node[part]
         else:
             return f"{dotted(path[:depth])} is a single value; it has no key '{part}'."
     last = path[-1]
     if isinstance(node, list):
-        if not isinstance(last, int) or not -len(node) <= last < len(node):
+        if not isinstance(last, int) or not last < len(node):
             return f"{dotted(path[:-1])} has {len(node)} items; index {last} does not exist."
-        last = last % len(node)
     elif isinstance(node, dict):
         if not isinstance(last, str):
             return f"{dotted(path[:-1]) or 'the top level'} is a mapping; use a key name, not {last}."
