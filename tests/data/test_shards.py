@@ -156,3 +156,38 @@ def test_bad_arrays_are_refused_before_writing(small_store, tmp_path):
     with pytest.raises(DataError, match="event 4"):
         write_shard(tmp_path / "never.npz", features, small_store.truth, small_store.row_splits)
     assert not (tmp_path / "never.npz").exists()
+
+
+@pytest.mark.parametrize("where", ["block header", "middle"])
+def test_a_corrupt_deflate_stream_is_a_data_error_naming_the_array(small_store, tmp_path, where):
+    """A reserved block type at the start is a zlib.error inside NumPy; bytes spoilt in the middle a CRC error."""
+    import zipfile
+
+    path = write_event_store(tmp_path / "damaged.npz", small_store)
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo("features.npy")
+    data = bytearray(path.read_bytes())
+    assert member.compress_type == zipfile.ZIP_DEFLATED
+    # The member's data starts after its local header: 30 bytes, then the name and extra field of the lengths
+    # stored at bytes 26 and 28 of that header.
+    header = data[member.header_offset:member.header_offset + 30]
+    name_length, extra_length = (int.from_bytes(header[at:at + 2], "little") for at in (26, 28))
+    start = member.header_offset + 30 + name_length + extra_length
+    if where == "block header":
+        data[start] = 0xFF  # BFINAL = 1, BTYPE = 11: reserved
+    else:
+        middle = start + member.compress_size // 2
+        data[middle:middle + 64] = bytes(255 - b for b in data[middle:middle + 64])
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError) as caught:
+        read_shard(path)
+    assert caught.value.array == "features" and "damaged" in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_a_npy_array_under_an_npz_name_is_a_data_error(small_store, tmp_path):
+    path = tmp_path / "features.npz"
+    with open(path, "wb") as stream:
+        np.save(stream, small_store.features)
+    with pytest.raises(DataError, match="single array .a .npy file., not an .npz shard") as caught:
+        read_shard(path)
+    assert str(path) in str(caught.value)

@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -53,6 +54,8 @@ logger = logging.getLogger(__name__)
 SHARD_FORMAT_VERSION = 1
 SHARD_SUFFIX = ".npz"
 _NAME_KEYS = ("format_version", "feature_names", "truth_names", "truth_widths")
+#: What NumPy raises for a damaged archive: bad zip directory, truncated member, corrupt deflate stream, bad header.
+_DAMAGED = (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error)
 
 
 def write_shard(path: str | os.PathLike, features: np.ndarray, truth: Mapping[str, np.ndarray],
@@ -104,9 +107,22 @@ def _open_shard(path: Path):
     if not path.is_file():
         raise DataError("file not found" if not path.exists() else "is not a file", path=path)
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        archive = np.load(path, allow_pickle=False)
+    except _DAMAGED as error:
         raise DataError(f"not a readable .npz shard ({error})", path=path) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError("holds a single array (a .npy file), not an .npz shard of named arrays; write shards "
+                        "with gravtrain.data.write_shard or `gravtrain simulate`", path=path)
+    return archive
+
+
+def _array(path: Path, archive, key: str) -> np.ndarray:
+    """One array of the archive; a damaged member (e.g. a corrupt deflate stream) is a DataError naming it."""
+    try:
+        return archive[key]
+    except _DAMAGED as error:
+        raise DataError(f"cannot be read: the file is damaged ({type(error).__name__}: {error}); rewrite the "
+                        "shard", path=path, array=key) from None
 
 
 def _check_names(path: Path, archive) -> None:
@@ -114,15 +130,16 @@ def _check_names(path: Path, archive) -> None:
         if key not in archive.files:
             raise DataError("is missing: this is not a gravtrain shard (see gravtrain.data.shards)",
                             path=path, array=key)
-    version = int(archive["format_version"])
+    version = int(_array(path, archive, "format_version"))
     if version != SHARD_FORMAT_VERSION:
         raise DataError(f"is {version}; this gravtrain reads version {SHARD_FORMAT_VERSION}",
                         path=path, array="format_version")
-    stored_features = tuple(str(n) for n in archive["feature_names"])
+    stored_features = tuple(str(n) for n in _array(path, archive, "feature_names"))
     if stored_features != FEATURE_NAMES:
         raise DataError(f"are {list(stored_features)}, expected {list(FEATURE_NAMES)}", path=path,
                         array="feature_names")
-    stored_truth = dict(zip((str(n) for n in archive["truth_names"]), (int(w) for w in archive["truth_widths"])))
+    stored_truth = dict(zip((str(n) for n in _array(path, archive, "truth_names")),
+                            (int(w) for w in _array(path, archive, "truth_widths"))))
     if stored_truth != TRUTH_WIDTHS:
         raise DataError(f"with widths {stored_truth}, expected {TRUTH_WIDTHS}", path=path, array="truth_names")
 
@@ -134,11 +151,8 @@ def read_shard(path: str | os.PathLike) -> EventStore:
         for key in ("features", "row_splits", *TRUTH_NAMES):
             if key not in archive.files:
                 raise DataError("is missing from the shard", path=path, array=key)
-        try:
-            features, row_splits = archive["features"], archive["row_splits"]
-            truth = {name: archive[name] for name in TRUTH_NAMES}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-            raise DataError(f"cannot be read ({error})", path=path) from None
+        features, row_splits = _array(path, archive, "features"), _array(path, archive, "row_splits")
+        truth = {name: _array(path, archive, name) for name in TRUTH_NAMES}
         validate_event_arrays(features, truth, row_splits, path=path, exact_dtypes=True)
         _check_names(path, archive)
     return EventStore(features=features, truth=truth, row_splits=row_splits)
@@ -148,7 +162,7 @@ def read_shard_metadata(path: str | os.PathLike) -> dict:
     """The provenance dictionary stored with a shard ({} when it has none)."""
     path = Path(path)
     with _open_shard(path) as archive:
-        return json.loads(str(archive["metadata_json"])) if "metadata_json" in archive.files else {}
+        return json.loads(str(_array(path, archive, "metadata_json"))) if "metadata_json" in archive.files else {}
 
 
 def expand_shard_patterns(patterns: Sequence[str]) -> list[Path]:
