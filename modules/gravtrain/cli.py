@@ -215,7 +215,7 @@ def run_train(args: argparse.Namespace) -> int:
     validated = resolve_config(args.config, args.overrides, args.explicit)  # fail fast, before TensorFlow loads
     log.info("%s is valid: %d stage(s), %d epochs in all.", args.config, len(validated.config.Training),
              sum(stage.epochs for stage in validated.config.Training))
-    from gravtrain.training import NonFiniteLossError, TrainingInterrupted, train
+    from gravtrain.training import CheckpointWriteError, NonFiniteLossError, TrainingInterrupted, train
 
     try:
         result = train(args.config, args.overrides, tracking=not args.no_tracking, resume=args.resume,
@@ -223,7 +223,7 @@ def run_train(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         log.error("%s", exc)
         return EXIT_INTERRUPTED
-    except NonFiniteLossError as exc:
+    except (NonFiniteLossError, CheckpointWriteError) as exc:  # the run is marked FAILED
         log.error("%s", exc)
         return EXIT_FAILED
     metrics = result.metrics

@@ -119,5 +119,24 @@ def test_a_save_at_the_step_in_force_never_overwrites_it(tmp_path):
     assert ckpt.restore_checkpoint(second, *tiny_model()).stage_end_reasons == ["epochs"]
 
 
+def test_a_full_disk_leaves_the_checkpoint_in_force_and_says_so(tmp_path, monkeypatch):
+    import errno
+
+    model, optimizer = tiny_model()
+    first = ckpt.save_checkpoint(tmp_path, model, optimizer, ckpt.Progress(step=3))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(ckpt.CheckpointWriteError) as error:
+        ckpt.save_checkpoint(tmp_path, model, optimizer, ckpt.Progress(step=4))
+    assert str(error.value) == (f"cannot write a checkpoint into {tmp_path} (the disk is full); the checkpoint in "
+                                f"force, {first.name}, is intact. Free space there (or point Tracking.checkpoint_dir "
+                                "at a disk with room)")
+    assert ckpt.latest_checkpoint(tmp_path) == first
+    assert sorted(path.name for path in tmp_path.iterdir()) == [first.name, ckpt.LATEST]
+
+
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__, "-q"])

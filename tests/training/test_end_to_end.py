@@ -283,6 +283,40 @@ def test_nan_guard_stops_with_failed_run_and_keeps_the_checkpoint(tmp_path, monk
     assert "NonFiniteLossError" in run.data.tags["gravtrain.error"]
 
 
+def test_a_full_checkpoint_disk_is_one_line_exit_1_and_a_failed_run(tmp_path, monkeypatch, capsys):
+    """The third checkpoint write meets a full disk (h5py's RuntimeError): the CLI says so in one line and
+    exits 1, the run is FAILED with the error as a tag, and the checkpoint before it is intact."""
+    import errno
+
+    import keras
+
+    from gravtrain.cli import main
+    from gravtrain.training import latest_checkpoint
+
+    original, writes = keras.Model.save_weights, []
+
+    def save_weights(model, path, *args, **kwargs):
+        writes.append(path)
+        if len(writes) == 3:
+            raise RuntimeError(f"Can't write data (file write failed: errno = {errno.ENOSPC}, error message = "
+                               "'No space left on device')")
+        return original(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = write_config(tmp_path, **{"Plotting.plot_frequency": 2, "Plotting.physics_frequency": 0})
+    assert main([str(config)]) == 1
+    [message] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "cannot write a checkpoint into" in message and "No space left on device" in message
+    assert "is intact" in message and "--resume" in message
+    run_dir = next((tmp_path / "checkpoints").iterdir())
+    assert not [path for path in run_dir.iterdir() if path.name.startswith(".partial")]
+    assert latest_checkpoint(run_dir) is not None
+    run = client_for(tmp_path).get_run(run_dir.name)
+    assert run.info.status == "FAILED" and "CheckpointWriteError" in run.data.tags["gravtrain.error"]
+
+
 def test_ctrl_c_writes_a_checkpoint_and_ends_the_run_killed(tmp_path):
     config = write_config(tmp_path, **{"Training.0.epochs": 50})
     env = dict(os.environ)

@@ -3,9 +3,9 @@
 ``train(config_or_path, overrides=(), tracking=True)`` is the one training path; the CLI calls it.
 """
 
-from gravtrain.training.checkpoint import Progress, latest_checkpoint
+from gravtrain.training.checkpoint import CheckpointWriteError, Progress, latest_checkpoint
 from gravtrain.training.loop import NonFiniteLossError, TrainingInterrupted, TrainResult, train
 from gravtrain.training.run import ResumeError
 
-__all__ = ["NonFiniteLossError", "Progress", "ResumeError", "TrainResult", "TrainingInterrupted",
+__all__ = ["CheckpointWriteError", "NonFiniteLossError", "Progress", "ResumeError", "TrainResult", "TrainingInterrupted",
            "latest_checkpoint", "train"]

@@ -22,6 +22,7 @@ pointer itself was lost.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -41,6 +42,17 @@ OPTIMIZER_FILE = "optimizer.npz"
 CHECKPOINT_PREFIX = "ckpt-"
 PARTIAL_PREFIX = ".partial-"  # a save in progress
 TRASH_PREFIX = ".old-"  # a stage-end copy set aside while its replacement is renamed in
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full or failing disk); the message names the directory and the
+    checkpoint still in force. An environment failure, not the user's mistake."""
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "the disk is full"
+    return f"{type(error).__name__}: {error}"
 
 
 @dataclass
@@ -93,10 +105,18 @@ def save_checkpoint(run_dir: Path, model: keras.Model, optimizer: keras.optimize
                               f"{progress.batch_in_epoch:07d}")
     partial = run_dir / f"{PARTIAL_PREFIX}{target.name}"
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    model.save_weights(partial / WEIGHTS_FILE)
-    np.savez(partial / OPTIMIZER_FILE, *[np.asarray(v.numpy()) for v in optimizer.variables])
-    (partial / PROGRESS_FILE).write_text(json.dumps(asdict(progress), indent=1) + "\n")
+    try:
+        partial.mkdir()
+        model.save_weights(partial / WEIGHTS_FILE)
+        np.savez(partial / OPTIMIZER_FILE, *[np.asarray(v.numpy()) for v in optimizer.variables])
+        (partial / PROGRESS_FILE).write_text(json.dumps(asdict(progress), indent=1) + "\n")
+    except (OSError, RuntimeError) as error:  # h5py reports a full disk as RuntimeError or OSError
+        shutil.rmtree(partial, ignore_errors=True)
+        in_force = latest_checkpoint(run_dir)
+        kept = f"the checkpoint in force, {in_force.name}, is intact" if in_force else "no checkpoint was written yet"
+        raise CheckpointWriteError(
+            f"cannot write a checkpoint into {run_dir} ({_reason(error)}); {kept}. Free space there (or point "
+            "Tracking.checkpoint_dir at a disk with room)") from error
     os.replace(partial, target)
     pointer = run_dir / f".{LATEST}.tmp"
     pointer.write_text(target.name + "\n")

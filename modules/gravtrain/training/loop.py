@@ -380,7 +380,10 @@ class _StagedTrainer:
             marks = [(step, self.config.stage_name(i)) for i, step in enumerate(self.progress.stage_first_steps)]
             self.figures.refresh(self.run.tracker, self.recorder, marks, self.progress)
         self.run.tracker.flush(wait=True)
-        ckpt.save_checkpoint(self.run.run_dir, self.model, self.optimizer, self.progress, keep_as=keep_as)
+        try:
+            ckpt.save_checkpoint(self.run.run_dir, self.model, self.optimizer, self.progress, keep_as=keep_as)
+        except ckpt.CheckpointWriteError as exc:
+            raise ckpt.CheckpointWriteError(f"{exc}, then resume with {self.run.resume_hint}.") from exc.__cause__
 
     def _non_finite(self, values: dict[str, float], index: int) -> None:
         bad = sorted(name for name, value in values.items() if not math.isfinite(value))
