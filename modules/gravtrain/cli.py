@@ -54,6 +54,16 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number: ports go from 1 to 65535")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gravtrain",
@@ -87,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--store", metavar="URI",
                     help="backend store (default: $MLFLOW_TRACKING_URI, else mlruns in the current directory)")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument("--port", type=_port_number, default=5000, help="port, 1-65535 (default 5000)")
     ui.set_defaults(run=run_ui)
 
     evaluate = commands.add_parser(

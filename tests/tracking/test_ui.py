@@ -43,16 +43,22 @@ def test_url():
 
 
 class FakeServer:
-    """Stands in for the ``mlflow server`` process: ``wait`` raises Ctrl-C first when asked to."""
+    """Stands in for the ``mlflow server`` process: ``wait`` raises Ctrl-C (or sends gravtrain ``signalled``)
+    first when asked to; ``serving``: whether it answers on its port before exiting."""
 
-    def __init__(self, interrupted: bool, code: int = 0):
+    def __init__(self, interrupted: bool, code: int = 0, serving: bool = True, signalled: int | None = None):
         self.pid = 4242424
         self.interrupted = interrupted
         self.code = code
+        self.serving = serving
+        self.signalled = signalled
         self.signals: list = []
-        self.done = False
+        self.done = not serving
 
     def wait(self, timeout=None):
+        if self.signalled and not self.signals:
+            os.kill(os.getpid(), self.signalled)
+            time.sleep(1)  # the handler raises here
         if self.interrupted and not self.signals:
             raise KeyboardInterrupt
         self.done = True
@@ -72,6 +78,7 @@ def fake_server(monkeypatch, clean_environment):
             return server
 
         monkeypatch.setattr(ui_module.subprocess, "Popen", popen)
+        monkeypatch.setattr(ui_module, "_answers", lambda host, port: server.serving)
         monkeypatch.setattr(ui_module.os, "killpg", lambda pid, number: server.signals.append(number))
         monkeypatch.setattr(ui_module.os, "name", "posix")
         return started
@@ -92,6 +99,33 @@ def test_the_servers_exit_code_is_returned(fake_server, caplog):
     fake_server(FakeServer(interrupted=False, code=1))
     assert serve_ui(port=5124) == 1
     assert "exit code 1" in caplog.text
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_server_too(fake_server, number):
+    server = FakeServer(interrupted=False, signalled=number)
+    fake_server(server)
+    previous = signal.getsignal(number)
+    assert serve_ui(port=5125) == 128 + number
+    assert server.signals == [signal.SIGINT]  # the server's group is interrupted, as for Ctrl-C
+    assert signal.getsignal(number) is previous
+
+
+def test_a_server_that_exits_before_answering_is_an_error(fake_server, caplog):
+    fake_server(FakeServer(interrupted=False, code=0, serving=False))  # as MLflow does when its port is taken
+    with caplog.at_level("INFO", logger="gravtrain.tracking.ui"):
+        assert serve_ui(port=5126) == 1
+    assert "stopped before serving http://127.0.0.1:5126" in caplog.text and "browse" not in caplog.text
+
+
+def test_a_port_in_use_is_refused_before_starting(fake_server, caplog):
+    started = fake_server(FakeServer(interrupted=False))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve_ui(port=port) == 1
+    assert started == {} and f"port {port} is in use" in caplog.text and "--port" in caplog.text
 
 
 def test_an_http_store_is_refused(fake_server, caplog):
@@ -165,3 +199,33 @@ def _kill_server_left_behind(log: str) -> None:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_gravtrain_ui_leaves_no_server_behind(store, tmp_path, number):
+    """``gravtrain ui`` killed politely (a batch system's SIGTERM, a closed terminal's SIGHUP): the server goes
+    with it and the port is free again."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV)}
+    log_path = tmp_path / "ui.log"
+    with open(log_path, "w") as log:
+        wrapper = subprocess.Popen([sys.executable, "-m", "gravtrain", "-v", "ui", "--port", str(port)], cwd=tmp_path,
+                                   env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while "browse" not in log_path.read_text() and time.monotonic() < deadline and wrapper.poll() is None:
+            time.sleep(0.5)
+        assert "browse" in log_path.read_text(), log_path.read_text()[-3000:]
+        wrapper.send_signal(number)  # to gravtrain only, not to the server's own process group
+        assert wrapper.wait(timeout=40) == 128 + number, log_path.read_text()[-3000:]
+        with pytest.raises(OSError):
+            post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # free again
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+            wrapper.wait()
+        _kill_server_left_behind(log_path.read_text())

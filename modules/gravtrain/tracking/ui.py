@@ -1,19 +1,30 @@
-"""Browse runs: `serve_ui` runs ``mlflow server`` on a store until Ctrl-C.
+"""Browse runs: `serve_ui` runs ``mlflow server`` on a store until Ctrl-C (or SIGTERM, SIGHUP).
 
 The server runs as ``<this Python> -m mlflow server --backend-store-uri URI --host HOST --port PORT``, so it is
 the MLflow gravtrain logs with, and, for a directory store such as ``mlruns``, with
 ``MLFLOW_ALLOW_FILE_STORE=true`` in its environment (unless you set it yourself), without which MLflow 3
 refuses to open it (see `gravtrain.tracking.store`). It listens on the loopback interface by default; MLflow's
 own security middleware then accepts local browsers only.
+
+The address is printed only once the server answers on it; a port in use is refused before starting (MLflow's
+server would log the error and exit 0), and a server that exits before answering is an error (exit code 1).
+SIGINT, SIGTERM and SIGHUP to gravtrain stop the server's whole process group before gravtrain exits, so no
+server is left holding the port.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 
 from gravtrain.tracking.store import file_store_environment, is_file_store, local_directory, store_uri
 
@@ -21,6 +32,18 @@ logger = logging.getLogger(__name__)
 
 #: Seconds the server has to stop after Ctrl-C before it is terminated, then killed.
 STOP_GRACE_SECONDS = 10.0
+#: Seconds to wait for the server's first answer before saying that it is slow (it keeps being waited for).
+READY_WARNING_SECONDS = 120.0
+#: Signals that stop the UI like Ctrl-C does (besides SIGINT), where the platform has them.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class _Signalled(Exception):
+    """Raised in the main thread by the handler of a stop signal."""
+
+    def __init__(self, number: int):
+        super().__init__(number)
+        self.number = number
 
 
 def ui_command_line(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
@@ -55,7 +78,8 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         port: the port to listen on.
 
     Returns:
-        The exit code: 0 after Ctrl-C, otherwise the server's own (2 for an ``http(s)://`` store).
+        The exit code: 0 after Ctrl-C, 128 + the signal after SIGTERM or SIGHUP, 1 when the server cannot
+        listen on the port or exits before answering, 2 for an ``http(s)://`` store, else the server's own.
     """
     uri = store_uri(backend_store_uri)
     if uri.startswith(("http://", "https://")):
@@ -65,6 +89,10 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
     if directory is not None and not directory.is_dir():
         logger.warning("%s does not exist, so there are no runs to show: run this where you trained, or name "
                        "the store you trained into.", directory)
+    problem = port_problem(host, port)
+    if problem:
+        logger.error("cannot serve the MLflow UI on %s: %s", ui_url(host, port), problem)
+        return 1
     command = ui_command_line(uri, host=host, port=port)
     try:
         process = subprocess.Popen(command, env=ui_environment(uri), start_new_session=os.name == "posix")
@@ -72,20 +100,97 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         logger.error("cannot start the MLflow server (%s): %s", " ".join(command), exc)
         return 1
     logger.debug("mlflow server started as process %d: %s", process.pid, " ".join(command))
-    logger.info("MLflow UI for %s: browse %s (Ctrl-C stops it)", uri, ui_url(host, port))
+    previous = _install_stop_handlers()
     try:
+        if not _wait_until_serving(process, host, port):
+            code = process.wait()
+            logger.error("the MLflow server stopped before serving %s (exit code %d); its messages are above.",
+                         ui_url(host, port), code)
+            return code or 1
+        logger.info("MLflow UI for %s: browse %s (Ctrl-C stops it)", uri, ui_url(host, port))
         code = process.wait()
     except KeyboardInterrupt:
         logger.info("stopping the MLflow UI")
         _stop_server(process)
         return 0
+    except _Signalled as stop:
+        logger.info("stopping the MLflow UI (signal %d)", stop.number)
+        _stop_server(process)
+        return 128 + stop.number
     finally:
-        if process.poll() is None:  # an exception other than Ctrl-C: do not leave the server behind
+        _restore_handlers(previous)
+        if process.poll() is None:  # any other exception: do not leave the server behind
             _stop_server(process)
     if code != 0:
-        logger.error("the MLflow server stopped with exit code %d; its messages are above (port %d in use? "
-                     "choose another port).", code, port)
+        logger.error("the MLflow server stopped with exit code %d; its messages are above.", code)
     return code
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, not an address of this machine, no permission), or
+    None. Checked by binding a socket to it, closed at once."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"the host {host!r} is unknown ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        if os.name == "posix":
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is fine
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} is in use (another server, perhaps an earlier `gravtrain ui`); choose " \
+                       "another with --port"
+            if exc.errno == errno.EACCES:
+                return f"port {port} needs privileges; choose one above 1023 with --port"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return f"{host} is not an address of this machine; use 127.0.0.1 or 0.0.0.0 with --host"
+            return f"cannot listen there ({exc.strerror})"
+    return None
+
+
+def _wait_until_serving(process, host: str, port: int) -> bool:
+    """True once the server answers HTTP on ``host:port``; False if it exits first."""
+    started, warned = time.monotonic(), False
+    while process.poll() is None:
+        if _answers(host, port):
+            return True
+        if not warned and time.monotonic() - started > READY_WARNING_SECONDS:
+            logger.warning("the MLflow server has not answered on %s after %.0f s; still waiting (Ctrl-C stops "
+                           "it)", ui_url(host, port), READY_WARNING_SECONDS)
+            warned = True
+        time.sleep(0.25)
+    return False
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether an HTTP server answers ``GET /health`` on ``host:port`` (any HTTP status counts)."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        with urllib.request.urlopen(f"{ui_url(local, port)}/health", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _install_stop_handlers() -> dict:
+    """Make SIGTERM and SIGHUP raise `_Signalled` in the main thread; returns the handlers they replace."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(number, frame):
+        raise _Signalled(number)
+
+    return {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+
+
+def _restore_handlers(previous: dict) -> None:
+    for number, handler in previous.items():
+        signal.signal(number, handler)
 
 
 def _stop_server(process: subprocess.Popen) -> None:
@@ -97,7 +202,7 @@ def _stop_server(process: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             logger.warning("the MLflow server did not stop after the %s signal; escalating", step)
-        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting politely
+        except (KeyboardInterrupt, _Signalled):  # a second Ctrl-C or signal: stop waiting politely
             continue
     logger.error("the MLflow server (process %d) would not stop", process.pid)
 
