@@ -97,6 +97,8 @@ def test_explicit_flag_lists_defaults(tmp_path):
         (("check",), "the following arguments are required: config"),
         (("frobnicate.yaml",), "no such file"),
         (("frobnicate",), "unknown command 'frobnicate'; the commands are check, schema, train"),
+        (("simulate", "--events", "2", "--out", "/dev/null/x"), "cannot write shards to /dev/null/x: Not a directory"),
+        (("ui", "--port", "99999"), "99999 is not a port number: ports go from 1 to 65535"),
         (("chek", "configs/toy.yaml"), "Did you mean 'check'?"),
         (("check", "configs/toy.yaml", "--set", "Training.-1.epochs=9"), "negative index -1"),
         (("check", "configs/toy.yaml", "--set", "Tracking.tags.a.b=1"), "--set Tracking.tags.a.b=1: Tracking.tags.a:"),

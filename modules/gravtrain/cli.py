@@ -8,6 +8,7 @@ without a traceback; 130 interrupted (Ctrl-C), after a checkpoint.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -158,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+def _environment_failure(error: OSError) -> bool:
+    """A full or failing disk (exit 1), as opposed to a path the user got wrong (exit 2)."""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+
+
 def _looks_like_a_config(word: str) -> bool:
     """A bare first word is a config path (train it) when it names a file or has a path's shape."""
     from pathlib import Path
@@ -269,14 +275,19 @@ def run_simulate(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         log.error("%s already holds %d shard(s); choose another --out or pass --overwrite.", out, len(existing))
         return EXIT_USAGE
-    for path in existing:
-        path.unlink()
     toy = load_config(args.config).Data.toy if args.config else ToyData()
     settings = toy_settings(toy)
     settings.pop("n_train_events"), settings.pop("n_val_events")
     if args.seed is not None:
         settings["seed"] = args.seed
     stream = TRAIN_STREAM if args.split == "train" else VAL_STREAM
-    paths = simulate_to_shards(out, args.events, args.events_per_shard, stream=stream, **settings)
+    try:
+        for path in existing:
+            path.unlink()
+        paths = simulate_to_shards(out, args.events, args.events_per_shard, stream=stream, **settings)
+    except OSError as exc:
+        log.error("cannot write shards to %s: %s; %s", out, exc.strerror or exc,
+                  "free space there" if _environment_failure(exc) else "choose another --out directory")
+        return EXIT_FAILED if _environment_failure(exc) else EXIT_USAGE
     log.info("wrote %d %s events in %d shard(s) to %s", args.events, args.split, len(paths), out)
     return EXIT_OK
