@@ -231,6 +231,7 @@ def run_train(args: argparse.Namespace) -> int:
     validated = resolve_config(args.config, args.overrides, args.explicit)  # fail fast, before TensorFlow loads
     log.info("%s is valid: %d stage(s), %d epochs in all.", args.config, len(validated.config.Training),
              sum(stage.epochs for stage in validated.config.Training))
+    from gravtrain.tracking.errors import StoreWriteError, TrackingError
     from gravtrain.training import CheckpointWriteError, NonFiniteLossError, TrainingInterrupted, train
 
     try:
@@ -239,9 +240,12 @@ def run_train(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         log.error("%s", exc)
         return EXIT_INTERRUPTED
-    except (NonFiniteLossError, CheckpointWriteError) as exc:  # the run is marked FAILED
+    except (NonFiniteLossError, CheckpointWriteError, StoreWriteError) as exc:  # the run is marked FAILED
         log.error("%s", exc)
         return EXIT_FAILED
+    except TrackingError as exc:  # the store refused the run (a deleted experiment, a changed param)
+        log.error("%s", exc)
+        return EXIT_USAGE
     metrics = result.metrics
     log.info("done in %.0f s: above %g GeV on the validation events, efficiency %.3f, fake rate %.3f, response "
              "%.3f (all energies: %.3f, %.3f, %.3f)", result.seconds, metrics.get("physics/energy_threshold", 0.0),

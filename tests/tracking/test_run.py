@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gravtrain.tracking import MlflowTracker, NullTracker, Tracker, TrackingError
+from gravtrain.tracking import MlflowTracker, NullTracker, StoreWriteError, Tracker, TrackingError
 from gravtrain.tracking.metric_writer import BackgroundMetricWriter
 from gravtrain.tracking.run import ERROR_TAG, MLFLOW_TAG_VALUE_LIMIT
 
@@ -144,9 +144,28 @@ def test_metric_writer_reports_a_failed_write_at_the_next_waiting_flush():
 
     writer = BackgroundMetricWriter(fail, buffer_size=1, flush_seconds=None)
     writer.add([1, 2])  # training is not interrupted
-    with pytest.raises(TrackingError, match="2 metrics lost, ConnectionError: store unreachable"):
+    with pytest.raises(StoreWriteError, match="2 metrics not written, ConnectionError: store unreachable"):
         writer.flush(wait=True)
     writer.flush(wait=True)  # reported once
+    assert writer.take_unwritten() == [1, 2] and writer.take_unwritten() == []  # kept for the caller, once
+    writer.close()
+
+
+def test_a_full_disk_is_named_as_such():
+    import errno
+
+    from mlflow.exceptions import MlflowException
+
+    def full(batch):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise MlflowException(str(exc)) from exc
+
+    writer = BackgroundMetricWriter(full, buffer_size=1, flush_seconds=None)
+    writer.add([1])
+    with pytest.raises(StoreWriteError, match="1 metrics not written, the store's disk is full"):
+        writer.flush(wait=True)
     writer.close()
 
 

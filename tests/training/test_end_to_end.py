@@ -317,6 +317,47 @@ def test_a_full_checkpoint_disk_is_one_line_exit_1_and_a_failed_run(tmp_path, mo
     assert run.info.status == "FAILED" and "CheckpointWriteError" in run.data.tags["gravtrain.error"]
 
 
+def test_a_full_store_disk_stops_with_a_checkpoint_and_a_resume_loses_no_metric(tmp_path, monkeypatch, capsys):
+    """From the third metric batch on, the store's disk is full: training stops at the next commit with one
+    message (exit 1), a checkpoint and the metrics not written kept beside it, and the run is FAILED. With space
+    again, the resume writes those metrics first: every step of every metric is in the store once."""
+    import errno
+
+    from mlflow.store.tracking.file_store import FileStore
+
+    from gravtrain.cli import main
+
+    original, metric_batches = FileStore.log_batch, []
+
+    def log_batch(store, run_id, metrics, params, tags):
+        if metrics:
+            metric_batches.append(len(metrics))
+            if len(metric_batches) >= 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return original(store, run_id, metrics, params, tags)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = write_config(tmp_path, **{"Plotting.plot_frequency": 3, "Plotting.physics_frequency": 0})
+    with monkeypatch.context() as full:
+        full.setattr(FileStore, "log_batch", log_batch)
+        assert main([str(config)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
+    assert "the store's disk is full" in errors[0] and "--resume" in errors[0] and "kept beside it" in errors[0]
+    run_dir = next((tmp_path / "checkpoints").iterdir())
+    assert (run_dir / "unwritten-metrics.jsonl").is_file()
+    client = client_for(tmp_path)
+    assert client.get_run(run_dir.name).info.status == "FAILED"
+
+    assert main([str(config), "--resume", run_dir.name]) == 0
+    assert not (run_dir / "unwritten-metrics.jsonl").exists()
+    run = client.get_run(run_dir.name)
+    assert run.info.status == "FINISHED"
+    steps = metric_steps(client, run_dir.name, "objective")
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 4
+
+
 def test_ctrl_c_writes_a_checkpoint_and_ends_the_run_killed(tmp_path):
     config = write_config(tmp_path, **{"Training.0.epochs": 50})
     env = dict(os.environ)

@@ -3,7 +3,7 @@
 Importing this package is cheap: MLflow is imported when a run is started or read, not here.
 """
 
-from gravtrain.tracking.errors import TrackingError
+from gravtrain.tracking.errors import StoreWriteError, TrackingError
 from gravtrain.tracking.params import flatten_params, unflatten_params
 from gravtrain.tracking.provenance import provenance_tags
 from gravtrain.tracking.run import MlflowTracker, NullTracker, Tracker
@@ -13,6 +13,7 @@ from gravtrain.tracking.ui import serve_ui, ui_command_line, ui_environment
 __all__ = [
     "MlflowTracker",
     "NullTracker",
+    "StoreWriteError",
     "Tracker",
     "TrackingError",
     "configure_mlflow",

@@ -1,4 +1,9 @@
-"""`TrackingError`: what the tracking room raises when a run cannot be opened or a record cannot be kept."""
+"""What the tracking room raises: `TrackingError` when a run cannot be opened or a record cannot be kept, and its
+`StoreWriteError` when the store itself failed a write (a full or failing disk)."""
+
+from __future__ import annotations
+
+import errno
 
 
 class TrackingError(ValueError):
@@ -6,3 +11,21 @@ class TrackingError(ValueError):
 
     The message is a full sentence that says what went wrong and what to do about it.
     """
+
+
+class StoreWriteError(TrackingError):
+    """The MLflow store failed a write (full disk, lost mount): an environment failure, not a mistake."""
+
+
+def describe_store_failure(error: BaseException) -> str:
+    """A short reason for a failed store write: "the store's disk is full" when it is, else the error."""
+    chain, seen = error, set()
+    while chain is not None and id(chain) not in seen:  # MLflow wraps the OSError; look through the chain
+        seen.add(id(chain))
+        if isinstance(chain, OSError) and chain.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"the store's disk is full ({chain})"
+        chain = chain.__cause__ or chain.__context__
+    text = getattr(error, "message", None) or str(error)
+    if "No space left on device" in text or "Disk quota exceeded" in text:
+        return f"the store's disk is full ({text})"
+    return f"{type(error).__name__}: {text}"

@@ -4,7 +4,8 @@ Training calls `add` and never waits for the store: when the buffer holds ``buff
 ``flush_seconds`` have passed since the last write, its contents are handed to a queue that a single worker
 thread empties with one ``write(batch)`` call per batch of at most ``batch_limit`` metrics. One worker and one
 FIFO queue keep the store's order the order of the calls. ``flush(wait=True)`` drains the queue and reports
-a failed write as a `TrackingError`; a failed write never stops training by itself.
+a failed write as a `StoreWriteError`; a failed write never stops training by itself. The metrics of failed
+writes are kept (`take_unwritten`), so the caller can save them elsewhere and nothing logged is lost.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 from typing import Callable, Sequence
 
-from gravtrain.tracking.errors import TrackingError
+from gravtrain.tracking.errors import StoreWriteError, TrackingError, describe_store_failure
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class BackgroundMetricWriter:
         self._queue: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
         self._failures: list[str] = []
+        self._unwritten: list = []
         self._last_handover = time.monotonic()
         self._closed = False
 
@@ -69,8 +71,8 @@ class BackgroundMetricWriter:
         """Hand every buffered metric to the worker; with ``wait``, return once the store holds them.
 
         Raises:
-            TrackingError: (with ``wait``) a write failed since the last waiting flush; the message says how
-                many metrics were lost and why.
+            StoreWriteError: (with ``wait``) a write failed since the last waiting flush; the message says how
+                many metrics were not written and why (they are kept: `take_unwritten`).
         """
         with self._lock:
             self._hand_over()
@@ -80,8 +82,14 @@ class BackgroundMetricWriter:
         with self._lock:
             failures, self._failures = self._failures, []
         if failures:
-            raise TrackingError(f"{len(failures)} metric batch(es) could not be written to the MLflow store: "
-                                f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
+            raise StoreWriteError(f"{len(failures)} metric batch(es) could not be written to the MLflow store: "
+                                  f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
+
+    def take_unwritten(self) -> list:
+        """The metrics whose write failed so far, in logging order; they are forgotten here once taken."""
+        with self._lock:
+            unwritten, self._unwritten = self._unwritten, []
+        return unwritten
 
     def close(self) -> None:
         """Flush, wait, and stop the worker thread; later `add` calls raise `TrackingError`."""
@@ -116,9 +124,10 @@ class BackgroundMetricWriter:
                     return
                 self._write(item)
             except Exception as exc:  # the store failed: keep training, report at the next waiting flush
-                message = f"{type(exc).__name__}: {exc}"
-                logger.error("could not write %d metrics to the MLflow store: %s", len(item), message)
+                message = describe_store_failure(exc)
+                logger.warning("could not write %d metrics to the MLflow store: %s", len(item), message)
                 with self._lock:
-                    self._failures.append(f"{len(item)} metrics lost, {message}")
+                    self._failures.append(f"{len(item)} metrics not written, {message}")
+                    self._unwritten.extend(item)
             finally:
                 self._queue.task_done()

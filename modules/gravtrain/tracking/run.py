@@ -14,6 +14,8 @@ its own active run keeps it.
   kept, not dropped: MLflow stores NaN as NaN; SQL stores write ±inf as ±1.797e308 (the largest float).
 - As a context manager the tracker ends the run: FINISHED, KILLED on ``KeyboardInterrupt`` (Ctrl-C), FAILED
   on any other exception, with ``ExceptionType: message`` in the tag ``gravtrain.error``.
+- A write the store fails (a full disk) raises `StoreWriteError` naming the reason; metrics whose batch failed
+  are kept (`unwritten_metrics`) for the caller to save and `replay_metrics` later.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import os
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-from gravtrain.tracking.errors import TrackingError
+from gravtrain.tracking.errors import StoreWriteError, TrackingError, describe_store_failure
 from gravtrain.tracking.metric_writer import MLFLOW_METRICS_PER_BATCH, BackgroundMetricWriter
 from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, configure_mlflow, is_file_store, store_uri
 
@@ -66,6 +69,8 @@ class Tracker(Protocol):
     def last_step(self, key: str) -> int | None: ...
     def last_steps(self) -> dict[str, int]: ...
     def metric_histories(self) -> dict[str, tuple[list[int], list[float]]]: ...
+    def unwritten_metrics(self) -> list[tuple[str, float, int, int]]: ...
+    def replay_metrics(self, records: list[tuple[str, float, int, int]]) -> None: ...
     def end(self, status: str = "FINISHED") -> None: ...
     def __enter__(self) -> "Tracker": ...
     def __exit__(self, exc_type, exc, traceback) -> bool: ...
@@ -157,16 +162,18 @@ class MlflowTracker:
             raise TrackingError(f"{len(changed)} param(s) of run {self._run_id} would change, and MLflow params "
                                 f"cannot: {shown}{more}. Start a new run for a different config.")
         todo = [Param(key, value) for key, value in new.items() if key not in stored]
-        for batch in _batches(todo, MLFLOW_PARAMS_TAGS_PER_BATCH):
-            self._client.log_batch(self._run_id, params=batch)
+        with _store_write("params"):
+            for batch in _batches(todo, MLFLOW_PARAMS_TAGS_PER_BATCH):
+                self._client.log_batch(self._run_id, params=batch)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         """Set tags in batches of at most 100; a value over MLflow's 8000 characters is truncated (logged)."""
         from mlflow.entities import RunTag
 
         todo = [RunTag(key, _fit_tag(key, str(value))) for key, value in tags.items()]
-        for batch in _batches(todo, MLFLOW_PARAMS_TAGS_PER_BATCH):
-            self._client.log_batch(self._run_id, tags=batch)
+        with _store_write("tags"):
+            for batch in _batches(todo, MLFLOW_PARAMS_TAGS_PER_BATCH):
+                self._client.log_batch(self._run_id, tags=batch)
 
     # ------------------------------------------------------------------------------------------- metrics
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
@@ -211,10 +218,26 @@ class MlflowTracker:
             histories[key] = (list(by_step), list(by_step.values()))  # filled in step order
         return histories
 
+    def unwritten_metrics(self) -> list[tuple[str, float, int, int]]:
+        """``(key, value, timestamp_ms, step)`` of every metric whose write failed; forgotten once taken."""
+        return [(m.key, m.value, m.timestamp, m.step) for m in self._metrics.take_unwritten()]
+
+    def replay_metrics(self, records: list[tuple[str, float, int, int]]) -> None:
+        """Write metrics kept by `unwritten_metrics` (e.g. saved beside a checkpoint), with their own
+        timestamps and steps, now and in order (after what is buffered)."""
+        from mlflow.entities import Metric
+
+        self.flush(wait=True)
+        metrics = [Metric(key, float(value), int(timestamp), int(step)) for key, value, timestamp, step in records]
+        with _store_write("metrics"):
+            for batch in _batches(metrics, MLFLOW_METRICS_PER_BATCH):
+                self._client.log_batch(self._run_id, metrics=batch)
+
     # ----------------------------------------------------------------------------------------- artifacts
     def log_text(self, text: str, artifact_file: str) -> None:
         """Write ``text`` (UTF-8) as the artifact ``artifact_file`` (e.g. ``config/resolved.yaml``)."""
-        self._client.log_text(self._run_id, text, artifact_file)
+        with _store_write(f"the artifact {artifact_file}"):
+            self._client.log_text(self._run_id, text, artifact_file)
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
         """Write ``data`` byte for byte as the artifact ``artifact_file``."""
@@ -222,11 +245,13 @@ class MlflowTracker:
 
     def log_file(self, local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
         """Copy a local file into the run's artifacts, under the directory ``artifact_path`` (None: the root)."""
-        self._client.log_artifact(self._run_id, str(local_path), artifact_path)
+        with _store_write(f"the artifact {local_path}"):
+            self._client.log_artifact(self._run_id, str(local_path), artifact_path)
 
     def log_artifacts(self, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
         """Copy a local directory's contents into the run's artifacts, under ``artifact_path``."""
-        self._client.log_artifacts(self._run_id, str(local_dir), artifact_path)
+        with _store_write(f"the artifacts of {local_dir}"):
+            self._client.log_artifacts(self._run_id, str(local_dir), artifact_path)
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         """Save a matplotlib ``Figure`` as PNG to ``artifact_file``, replacing an earlier one of that name.
@@ -240,7 +265,8 @@ class MlflowTracker:
 
         NumPy arrays and scalars, tuples and paths are written as plain lists, numbers and strings.
         """
-        self._client.log_dict(self._run_id, _plain(data), artifact_file)
+        with _store_write(f"the artifact {artifact_file}"):
+            self._client.log_dict(self._run_id, _plain(data), artifact_file)
 
     def _upload(self, artifact_file: str, write: Callable[[Path], Any]) -> None:
         target = PurePosixPath(artifact_file)
@@ -248,7 +274,8 @@ class MlflowTracker:
             local = Path(scratch) / target.name
             write(local)
             parent = str(target.parent)
-            self._client.log_artifact(self._run_id, str(local), None if parent in ("", ".") else parent)
+            with _store_write(f"the artifact {artifact_file}"):
+                self._client.log_artifact(self._run_id, str(local), None if parent in ("", ".") else parent)
 
     # ----------------------------------------------------------------------------------------- lifecycle
     def end(self, status: str = "FINISHED") -> None:
@@ -258,18 +285,24 @@ class MlflowTracker:
             status: "FINISHED", "FAILED" or "KILLED".
 
         Raises:
-            TrackingError: buffered metrics could not be written (the run is still marked ``status``).
+            StoreWriteError: buffered metrics could not be written (the run is still marked ``status``), or the
+                status itself could not be.
         """
         if status not in RUN_STATUSES:
             raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
         if self._ended:
             return
         self._ended = True
+        unwritten = None
         try:
             self._metrics.close()
-        finally:
+        except TrackingError as exc:
+            unwritten = exc
+        with _store_write(f"the run's status {status}"):
             self._client.set_terminated(self._run_id, status=status)
-            logger.info("MLflow run %s %s", self._run_id, status)
+        logger.info("MLflow run %s %s", self._run_id, status)
+        if unwritten is not None:
+            raise unwritten
 
     def __enter__(self) -> "MlflowTracker":
         return self
@@ -279,13 +312,29 @@ class MlflowTracker:
             self.end("FINISHED")
             return False
         status = "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
-        try:
-            if status == "FAILED":
+        # Never hide the exception that ended the run; say exactly what of the ending could not be recorded.
+        if status == "FAILED":
+            try:
                 self.set_tags({ERROR_TAG: f"{exc_type.__name__}: {exc}"})
+            except TrackingError as problem:
+                logger.error("could not record the error as the tag %s of run %s: %s", ERROR_TAG, self._run_id,
+                             problem)
+        try:
             self.end(status)
-        except Exception:  # never hide the exception that ended the run
+        except StoreWriteError as problem:
+            if self._status_recorded(status):
+                logger.error("MLflow run %s is marked %s, but %s", self._run_id, status, problem)
+            else:
+                logger.error("could not mark MLflow run %s %s: %s", self._run_id, status, problem)
+        except Exception:
             logger.exception("could not mark MLflow run %s %s", self._run_id, status)
         return False
+
+    def _status_recorded(self, status: str) -> bool:
+        try:
+            return self._client.get_run(self._run_id).info.status == status
+        except Exception:
+            return False
 
 
 class NullTracker:
@@ -336,6 +385,12 @@ class NullTracker:
     def metric_histories(self) -> dict[str, tuple[list[int], list[float]]]:
         return {}
 
+    def unwritten_metrics(self) -> list[tuple[str, float, int, int]]:
+        return []
+
+    def replay_metrics(self, records: list[tuple[str, float, int, int]]) -> None:
+        pass
+
     def end(self, status: str = "FINISHED") -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
@@ -348,6 +403,17 @@ class NullTracker:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+@contextmanager
+def _store_write(what: str):
+    """Turn a failed write into `StoreWriteError` ("could not write <what> to the MLflow store: <reason>")."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as exc:
+        raise StoreWriteError(f"could not write {what} to the MLflow store: {describe_store_failure(exc)}") from exc
+
+
 def _experiment_id(client: "MlflowClient", name: str) -> str:
     from mlflow.exceptions import MlflowException
 

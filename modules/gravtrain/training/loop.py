@@ -34,6 +34,7 @@ from gravtrain.data import FeatureStats, load_event_sets
 from gravtrain.data.batching import HitBudgetBatcher
 from gravtrain.losses import ObjectCondensationLoss
 from gravtrain.model import build_model, model_summary
+from gravtrain.tracking import StoreWriteError
 from gravtrain.training import checkpoint as ckpt
 from gravtrain.training.figures import TrainingFigures
 from gravtrain.training.optimizer import make_optimizer
@@ -376,14 +377,25 @@ class _StagedTrainer:
     # ------------------------------------------------------------------ commits and stops
     def _commit(self, *, plots: bool = False, keep_as: str | None = None) -> None:
         """Plots (optional), then every record so far into the store, then the checkpoint."""
-        if plots:
-            marks = [(step, self.config.stage_name(i)) for i, step in enumerate(self.progress.stage_first_steps)]
-            self.figures.refresh(self.run.tracker, self.recorder, marks, self.progress)
-        self.run.tracker.flush(wait=True)
+        store_error = None
+        try:
+            if plots:
+                marks = [(step, self.config.stage_name(i)) for i, step in enumerate(self.progress.stage_first_steps)]
+                self.figures.refresh(self.run.tracker, self.recorder, marks, self.progress)
+            self.run.tracker.flush(wait=True)
+        except StoreWriteError as exc:  # the checkpoint may be on another disk: write it, then stop
+            store_error = exc
         try:
             ckpt.save_checkpoint(self.run.run_dir, self.model, self.optimizer, self.progress, keep_as=keep_as)
         except ckpt.CheckpointWriteError as exc:
             raise ckpt.CheckpointWriteError(f"{exc}, then resume with {self.run.resume_hint}.") from exc.__cause__
+        if store_error is not None:
+            kept = self.run.save_unwritten_metrics()
+            beside = f", and the {kept} metric(s) not written are kept beside it" if kept else ""
+            raise StoreWriteError(
+                f"{store_error}. Training stopped at step {self.progress.step} with a checkpoint in "
+                f"{self.run.run_dir}{beside}. Free space, run `gravtrain runs doctor --fix` on the store (the "
+                f"failure may have left damaged files), then resume with {self.run.resume_hint}.") from store_error
 
     def _non_finite(self, values: dict[str, float], index: int) -> None:
         bad = sorted(name for name, value in values.items() if not math.isfinite(value))

@@ -10,6 +10,7 @@ and the end, and the run's status when training stops for any reason.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -27,6 +28,7 @@ from gravtrain.training.checkpoint import latest_checkpoint
 from gravtrain.tracking import (
     MlflowTracker,
     NullTracker,
+    StoreWriteError,
     TrackingError,
     configure_mlflow,
     flatten_params,
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 MODEL_ARTIFACT = "model"
+#: Metrics the store failed to take, kept in the run directory (JSON lines) until a resume writes them.
+UNWRITTEN_METRICS_FILE = "unwritten-metrics.jsonl"
 
 
 class ResumeError(Exception):
@@ -72,6 +76,33 @@ class RunContext:
         self.tracker.log_text(summary, "model_info/summary.txt")
         self.tracker.log_dict(feature_stats.to_dict(), "model_info/feature_stats.json")
         self.tracker.flush(wait=True)
+
+    def save_unwritten_metrics(self) -> int:
+        """Append the metrics the store failed to take to ``UNWRITTEN_METRICS_FILE``; returns how many."""
+        records = self.tracker.unwritten_metrics()
+        if records:
+            with open(self.run_dir / UNWRITTEN_METRICS_FILE, "a", encoding="utf-8") as stream:
+                stream.writelines(json.dumps(record) + "\n" for record in records)
+        return len(records)
+
+    def replay_unwritten_metrics(self) -> int:
+        """Write the metrics an earlier failure kept in ``UNWRITTEN_METRICS_FILE`` to the store, then remove the
+        file; returns how many. A line cut by a crash is skipped (and counted in the log)."""
+        path = self.run_dir / UNWRITTEN_METRICS_FILE
+        if not path.is_file():
+            return 0
+        records, skipped = [], 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                key, value, timestamp, step = json.loads(line)
+                records.append((str(key), float(value), int(timestamp), int(step)))
+            except (ValueError, TypeError):
+                skipped += 1
+        self.tracker.replay_metrics(records)
+        path.unlink()
+        logger.info("wrote %d metric(s) the store had failed to take%s", len(records),
+                    f" ({skipped} damaged line(s) of {path.name} skipped)" if skipped else "")
+        return len(records)
 
     def log_model(self, model: keras.Model) -> None:
         """Save ``model.keras`` in the run directory and log the model with MLflow's Keras flavour."""
@@ -130,25 +161,33 @@ def open_run(config: Config, config_path: Path | None, config_bytes: bytes | Non
         hint = f"`gravtrain train {config_arg} --no-tracking --resume {run_dir}`"
 
     context = RunContext(tracker=tracker, run_id=tracker.run_id, run_dir=run_dir, resume_hint=hint)
-    with tracker:
-        if resume:
-            context.resumed_from = latest_checkpoint(run_dir)
-            if context.resumed_from is None:
-                raise ResumeError(f"run {resume} has no checkpoint in {run_dir}; was it trained from this directory "
-                                  f"with Tracking.checkpoint_dir '{config.Tracking.checkpoint_dir}'?")
-            try:
-                tracker.log_params(flatten_params(config.to_dict()))  # refuses a changed config
-            except TrackingError as exc:
-                raise ResumeError(f"cannot resume {resume} with a different config: {exc}") from None
-            context.history = tracker.metric_histories()
-        else:
-            tags = provenance_tags(config_path, config_bytes)
-            tags.update(dict(config.Tracking.tags))
-            tracker.set_tags(tags)
-            if config_bytes is not None:
-                tracker.log_bytes(config_bytes, f"config/{config_path.name if config_path else 'config.yaml'}")
-        logger.info("run %s; checkpoints in %s", tracker.run_id or "(no tracking)", run_dir)
-        yield context
+    try:
+        with tracker:
+            if resume:
+                context.resumed_from = latest_checkpoint(run_dir)
+                if context.resumed_from is None:
+                    raise ResumeError(f"run {resume} has no checkpoint in {run_dir}; was it trained from this "
+                                      f"directory with Tracking.checkpoint_dir '{config.Tracking.checkpoint_dir}'?")
+                try:
+                    tracker.log_params(flatten_params(config.to_dict()))  # refuses a changed config
+                except StoreWriteError:
+                    raise
+                except TrackingError as exc:
+                    raise ResumeError(f"cannot resume {resume} with a different config: {exc}") from None
+                context.replay_unwritten_metrics()
+                context.history = tracker.metric_histories()
+            else:
+                tags = provenance_tags(config_path, config_bytes)
+                tags.update(dict(config.Tracking.tags))
+                tracker.set_tags(tags)
+                if config_bytes is not None:
+                    tracker.log_bytes(config_bytes, f"config/{config_path.name if config_path else 'config.yaml'}")
+            logger.info("run %s; checkpoints in %s", tracker.run_id or "(no tracking)", run_dir)
+            yield context
+    finally:
+        if run_dir.is_dir() and context.save_unwritten_metrics():  # what ending the run failed to write
+            logger.info("metrics the store did not take are kept in %s for the resume",
+                        run_dir / UNWRITTEN_METRICS_FILE)
 
 
 def _safe(name: str) -> str:
