@@ -101,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=_port_number, default=5000, help="port, 1-65535 (default 5000)")
     ui.set_defaults(run=run_ui)
 
+    runs = commands.add_parser("runs", help="look after the runs of a store: `gravtrain runs doctor`")
+    runs_commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND")
+    doctor = runs_commands.add_parser(
+        "doctor", help="find runs a crash or a full disk damaged (and with --fix move the damage aside)")
+    doctor.add_argument("store", nargs="?", metavar="STORE",
+                        help="the store directory (default: $MLFLOW_TRACKING_URI, else mlruns here)")
+    doctor.add_argument("--fix", action="store_true",
+                        help="move the damaged files into a quarantine folder of the store (nothing is deleted)")
+    doctor.set_defaults(run=run_doctor)
+    runs.set_defaults(run=lambda args: _missing_subcommand(runs))
+
     evaluate = commands.add_parser(
         "evaluate", help="score a saved model on the config's data: efficiency, fake rate, response, figures"
     )
@@ -124,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("check", "schema", "train", "evaluate", "simulate", "ui")
+COMMANDS = ("check", "schema", "train", "evaluate", "simulate", "ui", "runs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -257,12 +268,44 @@ def run_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_ui(args: argparse.Namespace) -> int:
+def _default_store(given: str | None) -> str:
     from gravtrain.config.schema import Tracking
+
+    return given or os.environ.get("MLFLOW_TRACKING_URI") or Tracking().tracking_uri
+
+
+def run_ui(args: argparse.Namespace) -> int:
     from gravtrain.tracking import serve_ui
 
-    store = args.store or os.environ.get("MLFLOW_TRACKING_URI") or Tracking().tracking_uri
-    return serve_ui(store, host=args.host, port=args.port)
+    return serve_ui(_default_store(args.store), host=args.host, port=args.port)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from gravtrain.tracking.doctor import examine_store, repair
+    from gravtrain.tracking.store import local_directory, store_uri
+
+    store = _default_store(args.store)
+    directory = local_directory(store_uri(store))
+    if directory is None:
+        log.error("%s is not a directory store; the doctor reads MLflow's file store (mlruns).", store)
+        return EXIT_USAGE
+    if not directory.is_dir():
+        log.error("%s does not exist; name the store you trained into.", directory)
+        return EXIT_USAGE
+    report = examine_store(directory)
+    if args.fix:
+        repair(report)
+    sys.stdout.write(report.summary() + "\n")
+    if report.damages and not args.fix:
+        log.warning("%d damaged file(s); `gravtrain runs doctor %s --fix` moves them aside (nothing is deleted).",
+                    len(report.damages), store)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
 
 
 def run_simulate(args: argparse.Namespace) -> int:

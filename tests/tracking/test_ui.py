@@ -128,6 +128,21 @@ def test_a_port_in_use_is_refused_before_starting(fake_server, caplog):
     assert started == {} and f"port {port} is in use" in caplog.text and "--port" in caplog.text
 
 
+def test_a_damaged_store_is_served_with_a_warning_and_the_fix(fake_server, caplog, tmp_path):
+    store = tmp_path / "mlruns"
+    run = store / "1" / "0123abcd"
+    run.mkdir(parents=True)
+    (store / "1" / "meta.yaml").write_text("experiment_id: '1'\nname: e\n")
+    (run / "meta.yaml").write_text("")  # cut short by a crash
+    os.utime(run / "meta.yaml", (time.time() - 3600, time.time() - 3600))
+    server = FakeServer(interrupted=True)
+    fake_server(server)
+    with caplog.at_level("INFO", logger="gravtrain.tracking.ui"):
+        assert serve_ui(str(store), port=5127) == 0  # served all the same
+    assert "1 run(s) or experiment(s) of" in caplog.text and "(1/0123abcd)" in caplog.text
+    assert f"gravtrain runs doctor {store} --fix" in caplog.text and "browse" in caplog.text
+
+
 def test_an_http_store_is_refused(fake_server, caplog):
     started = fake_server(FakeServer(interrupted=False))
     assert serve_ui("http://127.0.0.1:5000") == 2

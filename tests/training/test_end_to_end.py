@@ -320,7 +320,8 @@ def test_a_full_checkpoint_disk_is_one_line_exit_1_and_a_failed_run(tmp_path, mo
 def test_a_full_store_disk_stops_with_a_checkpoint_and_a_resume_loses_no_metric(tmp_path, monkeypatch, capsys):
     """From the third metric batch on, the store's disk is full: training stops at the next commit with one
     message (exit 1), a checkpoint and the metrics not written kept beside it, and the run is FAILED. With space
-    again, the resume writes those metrics first: every step of every metric is in the store once."""
+    again, the resume moves aside the files the crash damaged, writes the kept metrics first and goes on: every
+    step of the objective is in the store once."""
     import errno
 
     from mlflow.store.tracking.file_store import FileStore
@@ -350,7 +351,15 @@ def test_a_full_store_disk_stops_with_a_checkpoint_and_a_resume_loses_no_metric(
     client = client_for(tmp_path)
     assert client.get_run(run_dir.name).info.status == "FAILED"
 
+    # The crash also cut a metric line short and left an empty metric file (as a real full disk does).
+    metrics = next((tmp_path / "mlruns").glob(f"*/{run_dir.name}/metrics"))
+    with open(metrics / "objective", "a") as objective:
+        objective.write("1796199999999 0.")
+    (metrics / "loss" / "noise").write_text("")
+    capsys.readouterr()
     assert main([str(config), "--resume", run_dir.name]) == 0
+    warnings = capsys.readouterr().err
+    assert "an earlier crash damaged 2 file(s)" in warnings and "cut mid-write" in warnings
     assert not (run_dir / "unwritten-metrics.jsonl").exists()
     run = client.get_run(run_dir.name)
     assert run.info.status == "FINISHED"

@@ -89,6 +89,8 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
     if directory is not None and not directory.is_dir():
         logger.warning("%s does not exist, so there are no runs to show: run this where you trained, or name "
                        "the store you trained into.", directory)
+    elif directory is not None:
+        _warn_about_damage(directory)
     problem = port_problem(host, port)
     if problem:
         logger.error("cannot serve the MLflow UI on %s: %s", ui_url(host, port), problem)
@@ -124,6 +126,18 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
     if code != 0:
         logger.error("the MLflow server stopped with exit code %d; its messages are above.", code)
     return code
+
+
+def _warn_about_damage(directory) -> None:
+    """The doctor's checks: warn (never refuse) when runs are damaged, with the command that repairs them."""
+    from gravtrain.tracking.doctor import examine_store
+
+    report = examine_store(directory)
+    if report.damages:
+        logger.warning("%d run(s) or experiment(s) of %s are damaged (%s); MLflow cannot list the experiments "
+                       "holding them. `gravtrain runs doctor %s --fix` moves the damage aside (nothing is deleted).",
+                       len(report.damaged_runs), directory, ", ".join(report.damaged_runs[:3])
+                       + (" ..." if len(report.damaged_runs) > 3 else ""), directory)
 
 
 def port_problem(host: str, port: int) -> str | None:

@@ -24,6 +24,8 @@ import numpy as np
 from gravtrain import __version__
 from gravtrain.config import resolved_yaml
 from gravtrain.config.schema import Config
+from gravtrain.tracking.doctor import repair_run
+from gravtrain.tracking.store import local_directory, store_uri
 from gravtrain.training.checkpoint import latest_checkpoint
 from gravtrain.tracking import (
     MlflowTracker,
@@ -145,6 +147,8 @@ def open_run(config: Config, config_path: Path | None, config_bytes: bytes | Non
     if tracking:
         uri = resolve_tracking_uri(config.Tracking)
         configure_mlflow(uri)
+        if resume:
+            _repair_resumed_run(uri, resume)
         try:
             tracker = MlflowTracker.start(
                 tracking_uri=uri, experiment=config.Tracking.experiment or config.General.experiment,
@@ -188,6 +192,22 @@ def open_run(config: Config, config_path: Path | None, config_bytes: bytes | Non
         if run_dir.is_dir() and context.save_unwritten_metrics():  # what ending the run failed to write
             logger.info("metrics the store did not take are kept in %s for the resume",
                         run_dir / UNWRITTEN_METRICS_FILE)
+
+
+def _repair_resumed_run(uri: str, run_id: str) -> None:
+    """Before a run is resumed, move aside the metric files an earlier crash damaged (MLflow could not read the
+    run otherwise) and say what was skipped; a damaged run info cannot be resumed (ResumeError)."""
+    directory = local_directory(store_uri(uri))
+    if directory is None:
+        return
+    report = repair_run(directory, run_id)
+    if any(damage.path.name == "meta.yaml" for damage in report.damages):
+        raise ResumeError(f"run {run_id} cannot be resumed: its {report.damages[0].describe(directory)}. "
+                          f"`gravtrain runs doctor {directory} --fix` moves it aside so the rest of the store works.")
+    if report.repaired:
+        logger.warning("run %s: an earlier crash damaged %d file(s); the valid data is kept and the damaged "
+                       "files are in %s:\n%s", run_id, len(report.repaired), report.quarantine,
+                       "\n".join(f"  {damage.describe(directory)}" for damage in report.damages))
 
 
 def _safe(name: str) -> str:
