@@ -127,3 +127,13 @@ def test_the_command_reports_then_fixes(store):
     assert doctor("mlruns", cwd=root.parent).returncode == 0  # the default store: mlruns here
     missing = doctor(str(root / "absent"), cwd=root.parent)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_resuming_a_run_whose_info_was_lost_is_one_message(store):
+    from gravtrain.training.run import ResumeError, _repair_resumed_run
+
+    root, _, runs = store
+    (run_dir(root, runs, "first0") / "meta.yaml").write_text("")
+    with pytest.raises(ResumeError, match="cannot be resumed: its .*meta.yaml is empty.*runs doctor .* --fix"):
+        _repair_resumed_run(root.as_uri(), runs["first0"][1])
+    assert (run_dir(root, runs, "first0") / "meta.yaml").exists()  # reported, not moved

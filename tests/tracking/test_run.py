@@ -263,3 +263,26 @@ def test_null_tracker_does_nothing():
     with pytest.raises(KeyError):
         with tracker:
             raise KeyError("passes through")
+
+
+def test_a_full_disk_at_the_end_says_truthfully_that_the_run_is_marked_failed(start, client, monkeypatch, caplog):
+    """The store takes the status but not the last metrics nor the error tag: the log says the run is FAILED
+    and why each record is missing, not that marking it failed; the metrics are kept for the caller."""
+    import errno
+
+    from mlflow.store.tracking.file_store import FileStore
+
+    def full(store, run_id, metrics, params, tags):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    tracker = start(metrics_flush_seconds=None)
+    tracker.log_metrics({"loss": 1.0}, step=1)
+    monkeypatch.setattr(FileStore, "log_batch", full)
+    with pytest.raises(RuntimeError):
+        with tracker:
+            raise RuntimeError("boom")
+    assert client.get_run(tracker.run_id).info.status == "FAILED"
+    assert "could not mark" not in caplog.text
+    assert f"MLflow run {tracker.run_id} is marked FAILED, but 1 metric batch(es) could not be written" in caplog.text
+    assert "could not record the error as the tag gravtrain.error" in caplog.text and "disk is full" in caplog.text
+    assert [(key, value, step) for key, value, _, step in tracker.unwritten_metrics()] == [("loss", 1.0, 1)]
