@@ -1,0 +1,38 @@
+"""``benchmarks/condensation_ceiling.py``: its oracle clustering and neighbour distances, against hand-made
+events (the benchmark itself needs a trained model; its JSON is described in its docstring)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+SPEC = importlib.util.spec_from_file_location(
+    "condensation_ceiling", Path(__file__).resolve().parents[2] / "benchmarks" / "condensation_ceiling.py")
+ceiling = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(ceiling)
+
+
+def test_oracle_clusters_join_the_nearest_true_seed_of_the_same_event_only():
+    # Event 0: objects 0 and 1 with seeds at x = 0 and x = 1, a noise hit and a track; event 1: object 0 alone.
+    coords = np.array([[0.0], [0.1], [1.0], [0.9], [5.0], [0.05], [0.0], [0.2]])
+    t_idx = np.array([0, 0, 1, 1, -1, 0, 0, 0])
+    unique = np.array([1, 0, 1, 0, 0, 0, 1, 0], bool)
+    track = np.array([0, 0, 0, 0, 0, 1, 0, 0], bool)
+    ids = ceiling.oracle_clusters(coords, t_idx, unique, track, np.array([0, 6, 8]), distance=0.5)
+    assert ids.tolist() == [0, 0, 1, 1, -1, -1, 2, 2]  # the far hit and the track join nothing
+    # A hit of object 1 placed near object 0's seed joins object 0: the oracle uses the coordinates only.
+    coords[3] = [0.2]
+    assert ceiling.oracle_clusters(coords, t_idx, unique, track, np.array([0, 6, 8]), 0.5)[3] == 0
+
+
+def test_nearest_neighbour_distance_stays_inside_each_event_and_wraps_phi():
+    eta = np.array([0.0, 0.0, 0.3, 2.0])
+    phi = np.array([3.1, -3.1, 3.1, 0.0])
+    seeds = np.array([0, 1, 2, 3])
+    events = np.array([0, 0, 0, 1])
+    distance = ceiling.nearest_neighbour_distance(eta, phi, seeds, events)
+    wrap = 2 * np.pi - 6.2
+    np.testing.assert_allclose(distance[:3], [wrap, wrap, 0.3])
+    assert distance[3] == np.inf  # alone in its event
