@@ -131,7 +131,8 @@ def test_a_full_disk_leaves_the_checkpoint_in_force_and_says_so(tmp_path, monkey
     monkeypatch.setattr(np, "savez", full)
     with pytest.raises(ckpt.CheckpointWriteError) as error:
         ckpt.save_checkpoint(tmp_path, model, optimizer, ckpt.Progress(step=4))
-    assert str(error.value) == (f"cannot write a checkpoint into {tmp_path} (the disk is full); the checkpoint in "
+    assert str(error.value) == (f"cannot write a checkpoint into {tmp_path} (the disk is full: OSError: [Errno 28] No "
+                                f"space left on device); the checkpoint in "
                                 f"force, {first.name}, is intact. Free space there (or point Tracking.checkpoint_dir "
                                 "at a disk with room)")
     assert ckpt.latest_checkpoint(tmp_path) == first

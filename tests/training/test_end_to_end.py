@@ -308,7 +308,7 @@ def test_a_full_checkpoint_disk_is_one_line_exit_1_and_a_failed_run(tmp_path, mo
     config = write_config(tmp_path, **{"Plotting.plot_frequency": 2, "Plotting.physics_frequency": 0})
     assert main([str(config)]) == 1
     [message] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert "cannot write a checkpoint into" in message and "No space left on device" in message
+    assert "cannot write a checkpoint into" in message and "the disk is full: RuntimeError" in message
     assert "is intact" in message and "--resume" in message
     run_dir = next((tmp_path / "checkpoints").iterdir())
     assert not [path for path in run_dir.iterdir() if path.name.startswith(".partial")]

@@ -22,7 +22,6 @@ pointer itself was lost.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
+from gravtrain.tracking.errors import is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +51,7 @@ class CheckpointWriteError(OSError):
 
 
 def _reason(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return "the disk is full"
-    return f"{type(error).__name__}: {error}"
+    return f"{'the disk is full: ' if is_disk_full(error) else ''}{type(error).__name__}: {error}"
 
 
 @dataclass
