@@ -45,11 +45,16 @@ def run_dir(root: Path, runs: dict, name: str) -> Path:
 
 
 def search_all(root: Path) -> list[str]:
-    from mlflow import MlflowClient
+    """The run IDs ``mlflow.search_runs`` lists over every experiment of the store (as the UI's list does)."""
+    import mlflow
 
-    client = MlflowClient(tracking_uri=root.as_uri())
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return sorted(run.info.run_id for run in client.search_runs(experiments))
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(root.as_uri())
+    try:
+        runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+        return sorted(run.info.run_id for run in runs)
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def damage_every_way(root: Path, runs: dict) -> None:
