@@ -1,8 +1,10 @@
 """The ``gravtrain`` / ``python config_trainer.py`` command line: parses arguments, calls the rooms, sets exit codes.
 
-Exit codes: 0 success; 1 training failed (a non-finite loss; other crashes show their traceback); 2 a mistake of
-the user's (bad config, missing file, bad arguments, a run that cannot be resumed), reported in one message
-without a traceback; 130 interrupted (Ctrl-C), after a checkpoint.
+Exit codes: 0 success; 1 training failed or the environment did (a non-finite loss, a full disk under the
+checkpoints or the store, a UI server that cannot start, damage `runs doctor` found and did not fix; other
+crashes show their traceback); 2 a mistake of the user's (bad config, missing file, bad arguments, an unknown
+command, a run that cannot be resumed), reported in one message without a traceback; 130 interrupted (Ctrl-C),
+after a checkpoint; 128 + N for `ui` stopped by signal N.
 """
 
 from __future__ import annotations
@@ -172,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _environment_failure(error: OSError) -> bool:
     """A full or failing disk (exit 1), as opposed to a path the user got wrong (exit 2)."""
-    return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+    from gravtrain.tracking.errors import is_disk_full
+
+    return is_disk_full(error) or error.errno in (errno.EIO, errno.EROFS)
 
 
 def _looks_like_a_config(word: str) -> bool:
