@@ -141,3 +141,27 @@ def test_a_full_disk_leaves_the_checkpoint_in_force_and_says_so(tmp_path, monkey
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__, "-q"])
+
+
+def test_kept_metrics_are_written_once_by_the_resume(tmp_path, monkeypatch):
+    """A resume killed after writing the kept metrics but before removing their file writes none twice."""
+    import json
+
+    from gravtrain.tracking import MlflowTracker
+    from gravtrain.training.run import UNWRITTEN_METRICS_FILE, RunContext
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with MlflowTracker.start(tracking_uri=str(tmp_path / "mlruns"), experiment="e", run_name="r") as tracker:
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        tracker.log_metrics({"loss": 2.0}, step=2)
+        tracker.flush(wait=True)
+        context = RunContext(tracker=tracker, run_id=tracker.run_id, run_dir=tmp_path)
+        kept = [("loss", 2.0, 1, 2), ("loss", 3.0, 1, 3)]  # step 2 reached the store before the kill
+        (tmp_path / UNWRITTEN_METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept) + '["loss", 4.')
+        assert context.replay_unwritten_metrics() == 1
+        assert not (tmp_path / UNWRITTEN_METRICS_FILE).exists()
+        steps, values = tracker.metric_histories()["loss"]
+        assert (steps, values) == ([1, 2, 3], [1.0, 2.0, 3.0])
+        assert tracker.existing_metric_steps("loss") == [1, 2, 3]
+        history = tracker.client.get_metric_history(tracker.run_id, "loss")
+        assert sorted(m.step for m in history) == [1, 2, 3]  # each step once

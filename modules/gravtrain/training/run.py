@@ -80,30 +80,45 @@ class RunContext:
         self.tracker.flush(wait=True)
 
     def save_unwritten_metrics(self) -> int:
-        """Append the metrics the store failed to take to ``UNWRITTEN_METRICS_FILE``; returns how many."""
+        """Append the metrics the store failed to take to ``UNWRITTEN_METRICS_FILE``; returns how many (0, with
+        an error logged, if that file cannot be written either)."""
         records = self.tracker.unwritten_metrics()
-        if records:
-            with open(self.run_dir / UNWRITTEN_METRICS_FILE, "a", encoding="utf-8") as stream:
+        if not records:
+            return 0
+        path = self.run_dir / UNWRITTEN_METRICS_FILE
+        try:
+            with open(path, "a", encoding="utf-8") as stream:
                 stream.writelines(json.dumps(record) + "\n" for record in records)
+        except OSError as exc:
+            logger.error("could not keep the %d metric(s) the store did not take in %s: %s", len(records), path, exc)
+            return 0
         return len(records)
 
     def replay_unwritten_metrics(self) -> int:
         """Write the metrics an earlier failure kept in ``UNWRITTEN_METRICS_FILE`` to the store, then remove the
-        file; returns how many. A line cut by a crash is skipped (and counted in the log)."""
+        file; returns how many were written. A (key, step) the store already holds is not written again (a resume
+        killed before removing the file), and a line cut by a crash is skipped; both are counted in the log."""
         path = self.run_dir / UNWRITTEN_METRICS_FILE
         if not path.is_file():
             return 0
-        records, skipped = [], 0
+        stored = {key: set(steps) for key, (steps, _) in self.tracker.metric_histories().items()}
+        records, damaged, present = [], 0, 0
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 key, value, timestamp, step = json.loads(line)
-                records.append((str(key), float(value), int(timestamp), int(step)))
+                record = (str(key), float(value), int(timestamp), int(step))
             except (ValueError, TypeError):
-                skipped += 1
+                damaged += 1
+                continue
+            if record[3] in stored.get(record[0], ()):
+                present += 1
+            else:
+                records.append(record)
         self.tracker.replay_metrics(records)
         path.unlink()
-        logger.info("wrote %d metric(s) the store had failed to take%s", len(records),
-                    f" ({skipped} damaged line(s) of {path.name} skipped)" if skipped else "")
+        logger.info("wrote %d metric(s) the store had failed to take%s%s", len(records),
+                    f"; {present} were there already" if present else "",
+                    f"; {damaged} damaged line(s) of {path.name} skipped" if damaged else "")
         return len(records)
 
     def log_model(self, model: keras.Model) -> None:
