@@ -142,3 +142,12 @@ def test_resuming_a_run_whose_info_was_lost_is_one_message(store):
     with pytest.raises(ResumeError, match="cannot be resumed: its .*meta.yaml is empty.*runs doctor .* --fix"):
         _repair_resumed_run(root.as_uri(), runs["first0"][1])
     assert (run_dir(root, runs, "first0") / "meta.yaml").exists()  # reported, not moved
+
+
+def test_a_run_directory_just_created_is_not_taken_for_damage(store):
+    root, _, runs = store
+    newborn = root / runs["first0"][0] / "0123456789abcdef"
+    newborn.mkdir()  # MLflow creates the directory, then writes its meta.yaml
+    report = examine_store(root)
+    assert report.damages == [] and report.live == [f"{runs['first0'][0]}/0123456789abcdef"]
+    assert [damage.problem for damage in examine_store(root, now=LATER).damages] == ["meta.yaml is missing"]

@@ -211,16 +211,17 @@ def _metric_line_ok(line: str) -> bool:
 
 
 def _is_live(run_dir: Path, now: float) -> bool:
-    """Status RUNNING and a file changed within LIVE_SECONDS; with the status unreadable, its ``meta.yaml``
-    changed within META_WRITE_SECONDS (MLflow rewrites it in one go, so it is not mid-write after that)."""
+    """Status RUNNING (or no ``meta.yaml`` yet) and a file changed within LIVE_SECONDS; with a ``meta.yaml`` that
+    cannot be read, that file changed within META_WRITE_SECONDS (MLflow rewrites it in one go)."""
     meta = run_dir / "meta.yaml"
     info, _ = _read_meta(meta, _RUN_INFO_KEYS)
     try:
-        if info is None:
-            return meta.exists() and now - meta.stat().st_mtime < META_WRITE_SECONDS
-        if info.get("status") != _RUNNING:
+        if info is None and meta.exists():
+            return now - meta.stat().st_mtime < META_WRITE_SECONDS
+        if info is not None and info.get("status") != _RUNNING:
             return False
-        newest = max((path.stat().st_mtime for path in run_dir.rglob("*")), default=0.0)
+        # RUNNING, or no meta.yaml yet (a run being created): its newest file decides.
+        newest = max((path.stat().st_mtime for path in [run_dir, *run_dir.rglob("*")]), default=0.0)
     except OSError:  # files vanishing under us: something is writing
         return True
     return now - newest < LIVE_SECONDS
