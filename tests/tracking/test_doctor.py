@@ -151,3 +151,12 @@ def test_a_run_directory_just_created_is_not_taken_for_damage(store):
     report = examine_store(root)
     assert report.damages == [] and report.live == [f"{runs['first0'][0]}/0123456789abcdef"]
     assert [damage.problem for damage in examine_store(root, now=LATER).damages] == ["meta.yaml is missing"]
+
+
+def test_the_quick_check_finds_what_breaks_search_without_reading_metric_lines(store):
+    root, _, runs = store
+    damage_every_way(root, runs)
+    quick = examine_store(root, now=LATER, read_metrics=False)
+    full = examine_store(root, now=LATER)
+    assert {d.path for d in quick.damages} == {d.path for d in full.damages} - {
+        run_dir(root, runs, "second0") / "metrics" / "physics" / "n_truth"}  # the cut line: not search-breaking

@@ -132,7 +132,7 @@ def _warn_about_damage(directory) -> None:
     """The doctor's checks: warn (never refuse) when runs are damaged, with the command that repairs them."""
     from gravtrain.tracking.doctor import examine_store
 
-    report = examine_store(directory)
+    report = examine_store(directory, read_metrics=False)  # sizes only: quick on a store mounted over sshfs
     if report.damages:
         logger.warning("%d run(s) or experiment(s) of %s are damaged (%s); MLflow cannot list the experiments "
                        "holding them. `gravtrain runs doctor %s --fix` moves the damage aside (nothing is deleted).",
