@@ -25,8 +25,11 @@ def load_event_sets(data: Data) -> tuple[EventStore, EventStore]:
     Raises:
         DataError: a pattern matches nothing, or a shard is malformed (file, array and event named).
     """
-    if data.source == "toy":
-        return simulate_toy_datasets(**toy_settings(data.toy))
-    if data.source == "files":
-        return load_shards(data.files.train), load_shards(data.files.val)
-    raise ValueError(f"unknown Data.source {data.source!r}")  # the schema's choices make this unreachable
+    return SOURCES[data.source](data)
+
+
+#: ``Data.source`` names -> (training events, validation events) of a ``Data`` section.
+SOURCES = {
+    "toy": lambda data: simulate_toy_datasets(**toy_settings(data.toy)),
+    "files": lambda data: (load_shards(data.files.train), load_shards(data.files.val)),
+}

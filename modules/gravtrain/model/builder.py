@@ -57,6 +57,14 @@ TRACK_FLAG_FEATURE = "is_track"
 INPUT_NAMES = ("features", "row_splits")
 
 
+#: ``DenseOptions.kernel_regularizer`` names -> the regulariser of a dense block, given the rate.
+KERNEL_REGULARIZERS = {
+    "none": lambda rate: None,
+    "l1": keras.regularizers.L1,
+    "l2": keras.regularizers.L2,
+}
+
+
 class FeatureStatsLike(Protocol):
     """What the builder reads of ``gravtrain.data.FeatureStats``: column names, means, scales and the
     asinh reference scales of the compressed columns."""
@@ -184,11 +192,7 @@ class _ModelCompiler:
 
     def _dense_blocks(self, x, blocks, prefix: str):
         options = self.dense_options
-        regularizer = None
-        if options.kernel_regularizer == "l1":
-            regularizer = keras.regularizers.L1(options.kernel_regularizer_rate)
-        elif options.kernel_regularizer == "l2":
-            regularizer = keras.regularizers.L2(options.kernel_regularizer_rate)
+        regularizer = KERNEL_REGULARIZERS[options.kernel_regularizer](options.kernel_regularizer_rate)
         for j, block in enumerate(blocks):
             name = f"{prefix}_{j}"
             x = keras.layers.Dense(block.n, activation=options.activation, kernel_regularizer=regularizer,
