@@ -68,6 +68,11 @@ class Damage:
     fix: str  #: what ``--fix`` does
     valid_lines: tuple[str, ...] | None = None  #: for a metric file with bad lines: the lines to keep
 
+    @property
+    def run_info_lost(self) -> bool:
+        """A run's ``meta.yaml`` is damaged: nothing of the run is readable (or resumable) without it."""
+        return self.run is not None and self.path.name == "meta.yaml"
+
     def describe(self, root: Path) -> str:
         return f"{self.path.relative_to(root)}: {self.problem}; {self.breaks}. --fix: {self.fix}"
 
@@ -248,7 +253,7 @@ def repair(report: DoctorReport, *, stamp: str | None = None) -> DoctorReport:
     for damage in report.damages:
         if damage.run is not None and (damage.experiment, damage.run) in moved_runs:
             continue
-        if damage.run is not None and damage.path.name == "meta.yaml":
+        if damage.run_info_lost:
             source = damage.path.parent  # the whole run: nothing of it is readable without its info
             moved_runs.add((damage.experiment, damage.run))
         else:
@@ -299,6 +304,6 @@ def repair_run(root: str | os.PathLike, run_id: str) -> DoctorReport:
         return report
     report.runs_examined = 1
     report.damages = examine_run(run_dir)
-    if any(damage.path.name == "meta.yaml" for damage in report.damages):
+    if any(damage.run_info_lost for damage in report.damages):
         return report
     return repair(report)

@@ -216,7 +216,7 @@ def _repair_resumed_run(uri: str, run_id: str) -> None:
     if directory is None:
         return
     report = repair_run(directory, run_id)
-    if any(damage.path.name == "meta.yaml" for damage in report.damages):
+    if any(damage.run_info_lost for damage in report.damages):
         raise ResumeError(f"run {run_id} cannot be resumed: its {report.damages[0].describe(directory)}. "
                           f"`gravtrain runs doctor {directory} --fix` moves it aside so the rest of the store works.")
     if report.repaired:
