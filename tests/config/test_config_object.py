@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import graphlib
 
 import pytest
 
@@ -64,3 +66,18 @@ def test_every_key_has_a_doc():
 def test_walk_reaches_list_items_and_stage_overrides():
     paths = {".".join(path) for path, _ in walk_keys(Config)}
     assert {"Architecture.gravnet.N.n", "Training.N.LossOptions.q_min", "Data.toy.seed", "General.seed"} <= paths
+
+
+def test_config_modules_import_one_way(repo_root):
+    """No import cycle inside the config room, lazy imports in functions included (schema uses the validator,
+    the validator knows only the schema's vocabulary)."""
+    room = repo_root / "modules" / "gravtrain" / "config"
+    graph = {}
+    for path in room.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gravtrain.config."):
+                imported.add(node.module.removeprefix("gravtrain.config."))
+        graph[path.stem] = imported
+    assert "schema" not in graph["validate"]
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on a cycle

@@ -197,3 +197,21 @@ def partial_section(cls: type, doc: str) -> type:
     partial.__partial_of__ = cls
     partial.__module__ = cls.__module__
     return partial
+
+
+def to_plain(value: Any) -> Any:
+    """A section, tuple or FrozenDict as plain dicts/lists, keys as written in YAML; unset overrides omitted."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        cls = type(value)
+        out = {}
+        for info in section_keys(cls):
+            item = getattr(value, info.name)
+            if item is None and is_partial(cls):
+                continue
+            out[info.yaml_name] = to_plain(item)
+        return out
+    if isinstance(value, tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    return value

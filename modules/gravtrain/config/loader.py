@@ -10,7 +10,7 @@ import yaml
 from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
 from gravtrain.config.fields import section_keys
 from gravtrain.config.schema import Config, Stage
-from gravtrain.config.validate import Validated, dotted, validate_config
+from gravtrain.config.validate import Validated, dotted, validate_section
 from gravtrain.config.yaml_reader import MAX_YAML_CHARACTERS, LoadedYaml, Path, parse_scalar, read_yaml_text
 
 
@@ -39,7 +39,7 @@ def resolve_config(path: str | FilePath, overrides: Iterable[str] = (), explicit
     normalise_legacy_stages(loaded)
     issues = loaded.issues + apply_overrides(loaded, overrides)  # e.g. duplicate keys: keep checking the rest
     try:
-        validated = validate_config(loaded.data, loaded.origins, filename)
+        validated = validate_section(Config, loaded.data, loaded.origins, filename)
     except ConfigError as exc:
         raise ConfigError(issues + exc.errors) from None
     if issues:

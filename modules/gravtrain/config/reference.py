@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 import typing
 
-from gravtrain.config.fields import KeyInfo, is_partial, is_section, item_section, section_keys
+from gravtrain.config.fields import KeyInfo, is_partial, is_section, item_section, section_keys, to_plain
 from gravtrain.config.loader import yaml_value
 from gravtrain.config.schema import Config
 from gravtrain.config.validate import expected_text
@@ -51,14 +51,8 @@ def _summary(info: KeyInfo, overrides: bool) -> str:
     elif info.required:
         parts.append("required")
     elif not is_section(tp):
-        parts.append(f"default {yaml_value(_plain_default(info))}")
+        parts.append(f"default {yaml_value(to_plain(info.default))}")
     return ", ".join(parts)
-
-
-def _plain_default(info: KeyInfo) -> typing.Any:
-    from gravtrain.config.validate import to_plain
-
-    return to_plain(info.default)
 
 
 def _type_name(tp: typing.Any) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from gravtrain.config.fields import REQUIRED, FrozenDict, key, partial_section, section
+from gravtrain.config.fields import REQUIRED, FrozenDict, key, partial_section, section, to_plain
+from gravtrain.config.validate import validate_section
 
 ACTIVATIONS = ("elu", "relu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid", "softplus", "leaky_relu", "linear")
 
@@ -262,16 +263,12 @@ class Config:
 
     def to_dict(self) -> dict:
         """The config as plain YAML-ready data (dicts, lists, scalars), keys as written in YAML."""
-        from gravtrain.config.validate import to_plain
-
         return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
         """Validate plain data (e.g. from `to_dict`) into a Config; raises ConfigError."""
-        from gravtrain.config.validate import validate_config
-
-        return validate_config(data).config
+        return validate_section(cls, data).config
 
 
 __all__ = ["Config", "FrozenDict", "REQUIRED", "Stage", "ACTIVATIONS"]

@@ -1,4 +1,9 @@
-"""Turn plain YAML data into a typed, frozen `Config`, collecting every mistake instead of stopping at the first.
+"""Turn plain YAML data into a typed, frozen section (a `Config`), collecting every mistake instead of stopping at
+the first.
+
+The validator knows the schema's vocabulary (`fields.py`), not the schema itself: `validate_section` is given the
+root section (``Config.from_dict`` and the loader pass `Config`), so the schema may use the validator and the
+validator never imports the schema.
 
 The rules, all driven by the schema's annotations and `KeySpec`s:
 - an unknown key is an error with "did you mean" candidates (close spellings in its section, or the same
@@ -12,7 +17,6 @@ The rules, all driven by the schema's annotations and `KeySpec`s:
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 import types
@@ -29,6 +33,7 @@ from gravtrain.config.fields import (
     is_partial,
     is_section,
     section_keys,
+    to_plain,
     walk_keys,
 )
 from gravtrain.config.yaml_reader import Path, nearest_origin
@@ -43,27 +48,39 @@ INVALID: Any = _Invalid()
 
 @dataclass
 class Validated:
-    """The outcome of `validate_config`: the Config and the keys that fell back to their defaults."""
+    """The outcome of `validate_section`: the Config and the keys that fell back to their defaults."""
 
     config: Any
     defaulted: list[tuple[Path, Any]] = field(default_factory=list)
 
 
-def validate_config(data: Any, origins: dict[Path, Origin] | None = None, filename: str | None = None) -> Validated:
-    """Validate ``data`` against the schema. Raises `ConfigError` with every mistake found."""
-    from gravtrain.config.schema import Config
+def validate_section(root: type, data: Any, origins: dict[Path, Origin] | None = None,
+                     filename: str | None = None) -> Validated:
+    """Validate ``data`` against the section ``root`` (the schema's `Config`). Raises `ConfigError` with every
+    mistake found.
 
-    checker = _Checker(origins or {}, filename)
+    Args:
+        root: the top-level section.
+        data: plain YAML data.
+        origins: where each value came from (file line or ``--set``), for the messages.
+        filename: the config file; None for data not read from a file.
+    """
+    checker = _Checker(root, origins or {}, filename)
     if data is None:
-        checker.add((), "the config is empty; it needs at least General, Architecture and Training.")
+        required = [info.yaml_name for info in section_keys(root) if info.required]
+        checker.add((), f"the config is empty; it needs at least {_and_list(required)}.")
         raise ConfigError(checker.issues)
     if not isinstance(data, dict):
         checker.add((), f"the top level must be a mapping of sections, not {describe(data)}.")
         raise ConfigError(checker.issues)
-    config = checker.section(Config, data, ())
+    config = checker.section(root, data, ())
     if checker.issues:
         raise ConfigError(checker.issues)
     return Validated(config, checker.defaulted)
+
+
+def _and_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def dotted(path: Path) -> str:
@@ -113,7 +130,8 @@ def _plural(tp: Any) -> str:
 
 
 class _Checker:
-    def __init__(self, origins: dict[Path, Origin], filename: str | None):
+    def __init__(self, root: type, origins: dict[Path, Origin], filename: str | None):
+        self.root = root
         self.origins = origins
         self.filename = filename
         self.issues: list[ConfigIssue] = []
@@ -176,7 +194,7 @@ class _Checker:
 
     def _unknown_key(self, path: Path, name: str, known: list[str]) -> None:
         where = f"in {dotted(path)}" if path else "at the top level"
-        hint = _did_you_mean(name, known) or tuple(_elsewhere(name, path))
+        hint = _did_you_mean(name, known) or tuple(_elsewhere(self.root, name, path))
         listing = "" if hint else " Valid keys: " + ", ".join(known) + "."
         self.add(path + (name,), f"unknown key '{name}' {where}.{listing}", hint)
 
@@ -299,11 +317,9 @@ def _did_you_mean(name: str, candidates: typing.Iterable[str]) -> tuple[str, ...
     return tuple(ordered[:3])
 
 
-def _elsewhere(name: str, path: Path) -> list[str]:
-    """Places in the schema where a key called ``name`` does exist (e.g. a LossOptions key put in a stage)."""
-    from gravtrain.config.schema import Config
-
-    found = [list(place) for place, info in walk_keys(Config) if info.yaml_name == name]
+def _elsewhere(root: type, name: str, path: Path) -> list[str]:
+    """Places below ``root`` where a key called ``name`` does exist (e.g. a LossOptions key put in a stage)."""
+    found = [list(place) for place, info in walk_keys(root) if info.yaml_name == name]
     concrete = []
     for parts in found:
         if LIST_ITEM in parts:  # a list item: name the item the user was writing in, if any
@@ -316,22 +332,4 @@ def _elsewhere(name: str, path: Path) -> list[str]:
 
     concrete.sort(key=shared_prefix, reverse=True)  # nearest to where it was written first
     return [".".join(parts) for parts in concrete[:3]]
-
-
-def to_plain(value: Any) -> Any:
-    """A section, tuple or FrozenDict as plain dicts/lists, keys as written in YAML; unset overrides omitted."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        cls = type(value)
-        out = {}
-        for info in section_keys(cls):
-            item = getattr(value, info.name)
-            if item is None and is_partial(cls):
-                continue
-            out[info.yaml_name] = to_plain(item)
-        return out
-    if isinstance(value, tuple):
-        return [to_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    return value
 
