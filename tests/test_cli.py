@@ -31,6 +31,19 @@ def test_check_prints_the_resolved_config():
     assert "Parameters: " in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_field_style_config_passes_check_unchanged():
+    """README: a config in the field's style (its key spellings, `- stage_1:` stages, no name) passes `check`
+    as it is, model build included, and is named after its file."""
+    result = run("check", "tests/config/field_style.yaml")
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["General"]["name"] == "field_style"
+    assert resolved["General"]["pre-model-type"] == "none" and resolved["General"]["use_fill_space"] is False
+    assert [stage["name"] for stage in resolved["Training"]] == ["stage_1", "stage_2"]
+    assert "General.name is not set: it defaults to 'field_style'" in result.stderr
+    assert 'Model "field_style"' in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("args", [["train", "nope.yaml"], ["nope.yaml"], ["evaluate", "nope.yaml", "--model", "m.keras"]])
 def test_a_missing_config_is_reported_before_tensorflow_loads(args):
     code = (f"import sys; from gravtrain.cli import main; code = main({args!r});"

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 import yaml
 
-from gravtrain.config import ConfigError, load_config, resolve_config
+from gravtrain.config import Config, ConfigError, load_config, resolve_config
+from gravtrain.config.reference import schema_reference
 from tests.config.helpers import MINIMAL, line_of
+
+FIELD_STYLE_FILE = Path(__file__).with_name("field_style.yaml")
 
 TWO_STAGES = MINIMAL + "  - epochs: 2\n    batch_size: 8000\n    learning_rate: 1e-4\n"
 
@@ -119,6 +125,56 @@ def test_stage_names_default_to_position(write_config):
 def test_override_into_field_style_stage(write_config):
     config = load_config(write_config(FIELD_STYLE), ["Training.0.epochs=9"])
     assert config.Training[0].epochs == 9 and config.Training[0].name == "stage_1"
+
+
+def test_field_style_file_is_in_the_field_style():
+    """The file the README's claim is tested on keeps the field's spellings and has no name."""
+    text = FIELD_STYLE_FILE.read_text()
+    for spelling in ("pre-model-type: none", "description-string:", "use_fill_space:", "  - stage_1:\n"):
+        assert spelling in text
+    assert "name:" not in text
+
+
+def test_name_defaults_to_the_file_stem_and_is_logged_as_a_default(caplog):
+    with caplog.at_level(logging.INFO, logger="gravtrain.config"):
+        validated = resolve_config(FIELD_STYLE_FILE)
+    assert validated.config.General.name == "field_style"
+    assert (("General", "name"), "field_style") in validated.defaulted
+    assert [r.getMessage() for r in caplog.records if "General.name" in r.getMessage()] == [
+        f"General.name is not set: it defaults to 'field_style', the name of {FIELD_STYLE_FILE}."]
+    assert validated.config.to_dict()["General"]["name"] == "field_style"
+
+
+def test_name_default_is_listed_by_explicit_mode(write_config):
+    path = write_config(MINIMAL.replace("  name: minimal\n", "  seed: 3\n"), name="no-name.v2.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, explicit=True)
+    assert "not set; it would default to no-name.v2." in {e.message for e in info.value.errors if e.path == "General.name"}
+    assert yaml.safe_load(info.value.hint.split("\n\n", 1)[1])["General"]["name"] == "no-name.v2"
+
+
+def test_a_written_or_overridden_name_is_no_default(write_config, caplog):
+    named = resolve_config(write_config(MINIMAL))
+    assert named.config.General.name == "minimal" and ("General", "name") not in dict(named.defaulted)
+    with caplog.at_level(logging.INFO, logger="gravtrain.config"):
+        overridden = resolve_config(FIELD_STYLE_FILE, ["General.name=renamed"])
+    assert overridden.config.General.name == "renamed" and ("General", "name") not in dict(overridden.defaulted)
+    assert not [r for r in caplog.records if "General.name" in r.getMessage()]
+
+
+def test_a_config_not_read_from_a_file_must_name_itself(write_config):
+    data = load_config(write_config(MINIMAL)).to_dict()
+    del data["General"]["name"]
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(data)
+    (issue,) = info.value.errors
+    assert issue.path == "General.name" and "only when the config is read from a file" in issue.message
+    assert Config.from_dict({**data, "General": {**data["General"], "name": "given"}}).General.name == "given"
+
+
+def test_reference_documents_the_name_default():
+    line = next(line for line in schema_reference().splitlines() if line.strip().startswith("name: string"))
+    assert "default the config file's name without its extension" in line
 
 
 def deep_merge(base, extra):

@@ -34,6 +34,19 @@ def test_paths_and_values_as_written(repo_root):
     assert params["LossOptions.beta_push"] == "0.0" and params["Optimizer.epsilon"] == "1e-07"
 
 
+def test_default_name_is_the_general_name_param(repo_root, store, client):
+    """A config without General.name is named after its file, and the run records that as General.name."""
+    config = load_config(repo_root / "tests" / "config" / "field_style.yaml")
+    params = flatten_params(config.to_dict())
+    assert params["General.name"] == "field_style"
+    from gravtrain.tracking import MlflowTracker
+
+    with MlflowTracker.start(tracking_uri=store, experiment="e", run_name=config.General.name) as tracker:
+        tracker.log_params(params)
+    run = client.get_run(tracker.run_id)
+    assert run.data.params["General.name"] == "field_style" and run.info.run_name == "field_style"
+
+
 def test_strings_that_look_like_other_things_are_quoted():
     data = {"a": "2024", "b": "true", "c": "", "d": "plain", "e": "1e-3", "f": "null", "g": '"q"'}
     params = flatten_params(data)

@@ -23,6 +23,18 @@ REQUIRED: Any = _Required()
 """Marks a key with no default: the user must write it."""
 
 
+class _FileStem:
+    def __repr__(self) -> str:
+        return "FILE_STEM"
+
+
+FILE_STEM: Any = _FileStem()
+"""Marks a key whose default is the config file's name without its extension (``configs/toy.yaml``: ``toy``).
+
+A config that is not read from a file (``Config.from_dict``) has no such name, so there the key is required.
+"""
+
+
 @dataclass(frozen=True)
 class KeySpec:
     """Everything about a config key except its type (the annotation) and default (the dataclass default)."""
@@ -75,8 +87,8 @@ def key(
         max_exclusive=max_exclusive,
         allow_empty=allow_empty,
     )
-    metadata = {"spec": spec}
-    if default is REQUIRED:
+    metadata = {"spec": spec, "file_stem_default": default is FILE_STEM}
+    if default is REQUIRED or default is FILE_STEM:
         return dataclasses.field(metadata=metadata)
     if isinstance(default, dict):
         frozen = FrozenDict(default)
@@ -121,7 +133,7 @@ class KeyInfo:
     name: str  # Python attribute
     yaml_name: str
     type: Any
-    default: Any  # REQUIRED when none
+    default: Any  # REQUIRED when none; FILE_STEM when it is the config file's name
     spec: KeySpec
 
     @property
@@ -142,6 +154,8 @@ def section_keys(cls: type) -> list[KeyInfo]:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
+        elif f.metadata.get("file_stem_default"):
+            default = FILE_STEM
         else:
             default = REQUIRED
         infos.append(KeyInfo(f.name, spec.yaml_name or f.name, hints[f.name], default, spec))

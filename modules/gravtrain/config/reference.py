@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 import typing
 
-from gravtrain.config.fields import KeyInfo, is_partial, is_section, item_section, section_keys, to_plain
+from gravtrain.config.fields import FILE_STEM, KeyInfo, is_partial, is_section, item_section, section_keys, to_plain
 from gravtrain.config.loader import yaml_value
 from gravtrain.config.schema import Config
 from gravtrain.config.validate import expected_text
@@ -50,6 +50,8 @@ def _summary(info: KeyInfo, overrides: bool) -> str:
         parts.append("optional, default: the section's value")
     elif info.required:
         parts.append("required")
+    elif info.default is FILE_STEM:
+        parts.append("default the config file's name without its extension")
     elif not is_section(tp):
         parts.append(f"default {yaml_value(to_plain(info.default))}")
     return ", ".join(parts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from gravtrain.config.fields import REQUIRED, FrozenDict, key, partial_section, section, to_plain
+from gravtrain.config.fields import FILE_STEM, REQUIRED, FrozenDict, key, partial_section, section, to_plain
 from gravtrain.config.validate import validate_section
 
 ACTIVATIONS = ("elu", "relu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid", "softplus", "leaky_relu", "linear")
@@ -18,7 +18,10 @@ ACTIVATIONS = ("elu", "relu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid"
 # --------------------------------------------------------------------------------------------- General
 @section("Run identity, seeding and the optional pre-model.")
 class General:
-    name: str = key(doc="Name of the model; the MLflow run name unless Tracking.run_name is set.")
+    name: str = key(
+        FILE_STEM, doc="Name of the model; the MLflow run name unless Tracking.run_name is set. Default: the config "
+                       "file's name without its extension (required in a config not read from a file).",
+    )
     experiment: str = key("gravtrain", doc="MLflow experiment the run is filed under (Tracking.experiment wins).")
     seed: int = key(42, min=0, doc="Seed of Keras, TF, NumPy and the data shuffling; logged with the run.")
     description_string: str = key(

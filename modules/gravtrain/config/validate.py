@@ -18,14 +18,17 @@ The rules, all driven by the schema's annotations and `KeySpec`s:
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
 from gravtrain.config.fields import (
+    FILE_STEM,
     LIST_ITEM,
     FrozenDict,
     KeyInfo,
@@ -37,6 +40,8 @@ from gravtrain.config.fields import (
     walk_keys,
 )
 from gravtrain.config.yaml_reader import Path, nearest_origin
+
+logger = logging.getLogger(__name__)
 
 
 class _Invalid:
@@ -76,6 +81,8 @@ def validate_section(root: type, data: Any, origins: dict[Path, Origin] | None =
     config = checker.section(root, data, ())
     if checker.issues:
         raise ConfigError(checker.issues)
+    for path, value in checker.file_stem_defaults:
+        logger.info("%s is not set: it defaults to '%s', the name of %s.", dotted(path), value, filename)
     return Validated(config, checker.defaulted)
 
 
@@ -136,6 +143,7 @@ class _Checker:
         self.filename = filename
         self.issues: list[ConfigIssue] = []
         self.defaulted: list[tuple[Path, Any]] = []
+        self.file_stem_defaults: list[tuple[Path, str]] = []
 
     # ---------------------------------------------------------------- reporting
     def add(self, path: Path, message: str, suggestions: tuple[str, ...] = ()) -> None:
@@ -165,6 +173,8 @@ class _Checker:
             elif info.required:
                 self.add(key_path, f"missing required key '{info.yaml_name}' ({info.spec.doc})")
                 value = INVALID
+            elif info.default is FILE_STEM:
+                value = self._file_stem_default(key_path, info)
             else:
                 value = info.default
                 if not is_partial(cls):
@@ -182,6 +192,17 @@ class _Checker:
             if problems:
                 return INVALID
         return instance
+
+    def _file_stem_default(self, path: Path, info: KeyInfo) -> Any:
+        """The config file's name without its extension, recorded as a default; without a file, a missing key."""
+        if not self.filename:
+            self.add(path, f"missing key '{info.yaml_name}': it defaults to the config file's name only when the "
+                           "config is read from a file; set it.")
+            return INVALID
+        stem = PurePath(self.filename).stem
+        self.defaulted.append((path, stem))
+        self.file_stem_defaults.append((path, stem))
+        return stem
 
     def _record_default(self, path: Path, info: KeyInfo) -> None:
         if is_section(info.type) and is_partial(info.type):
