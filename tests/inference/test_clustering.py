@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gravtrain.inference import condensation_clusters, condense, shower_energies
+from gravtrain.inference import PredictedShowers, condensation_clusters, condense, shower_energies
 
 
 def cluster(beta, ccoords, row_splits, dist=None, beta_threshold=0.5, distance_threshold=1.0):
@@ -48,6 +48,7 @@ def test_candidate_inside_another_radius_is_absorbed():
     beta = [0.7, 0.9, 0.6]
     ccoords = [[0.5, 0], [0, 0], [3, 0]]
     result = condense(beta, ccoords, [0, 3], beta_threshold=0.5, distance_threshold=1.0)
+    assert isinstance(result, PredictedShowers) and result.n_showers == 2
     np.testing.assert_array_equal(result.cluster_ids, [0, 0, 1])
     np.testing.assert_array_equal(result.condensation_points, [1, 2])
 

@@ -10,7 +10,7 @@ Flow, for a batch of E events with V hits delimited by ``row_splits``::
 :func:`evaluate_predictions` runs the whole chain on dicts of per-hit predictions and truth.
 """
 
-from gravtrain.inference.clustering import Condensation, condensation_clusters, condense, shower_energies
+from gravtrain.inference.clustering import PredictedShowers, condensation_clusters, condense, shower_energies
 from gravtrain.inference.matching import (
     ShowerMatches,
     TruthObjects,
@@ -28,7 +28,7 @@ from gravtrain.inference.metrics import (
 
 __all__ = [
     "DEFAULT_ENERGY_BINS",
-    "Condensation",
+    "PredictedShowers",
     "ShowerMatches",
     "ShowerMetrics",
     "TruthObjects",

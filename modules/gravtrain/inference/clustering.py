@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
-class Condensation:
+class PredictedShowers:
     """The predicted showers of a batch of E events (V hits, S showers in all).
 
     Attributes:
@@ -63,7 +63,7 @@ class Condensation:
 
 
 def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_threshold: float,
-             dist=None, is_track=None) -> Condensation:
+             dist=None, is_track=None) -> PredictedShowers:
     """Run condensation clustering (see the module docstring) and return ids and condensation points.
 
     Args:
@@ -76,7 +76,7 @@ def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_thres
         is_track: optional (V,) or (V, 1) track flag (> 0.5: a track row, attached afterwards); None: no tracks.
 
     Returns:
-        A :class:`Condensation`.
+        A :class:`PredictedShowers`.
     """
     ccoords = np.asarray(ccoords, dtype=np.float64)
     if ccoords.ndim != 2:
@@ -104,7 +104,7 @@ def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_thres
         cluster_row_splits[event + 1] = next_id
     condensation_points = np.concatenate(points) if points else np.zeros(0, dtype=np.int64)
     logger.debug("condensation: %d hits, %d events, %d showers", n_hits, len(row_splits) - 1, next_id)
-    return Condensation(cluster_ids, condensation_points.astype(np.int64), cluster_row_splits)
+    return PredictedShowers(cluster_ids, condensation_points.astype(np.int64), cluster_row_splits)
 
 
 def _condense_event(beta: np.ndarray, ccoords: np.ndarray, radius: np.ndarray, track: np.ndarray,
@@ -146,7 +146,7 @@ def condensation_clusters(beta, ccoords, row_splits, *, beta_threshold: float, d
                     distance_threshold=distance_threshold, dist=dist, is_track=is_track).cluster_ids
 
 
-def shower_energies(hit_energy, condensation: Condensation, energy_corr=None) -> np.ndarray:
+def shower_energies(hit_energy, showers: PredictedShowers, energy_corr=None) -> np.ndarray:
     """(S,) energy of each predicted shower in GeV.
 
     E_s = energy_corr[α_s] · Σ_{i ∈ s} hit_energy_i, with α_s the condensation point of shower s; without
@@ -154,14 +154,14 @@ def shower_energies(hit_energy, condensation: Condensation, energy_corr=None) ->
 
     Args:
         hit_energy: (V,) or (V, 1) hit energy in GeV (feature column ``energy``).
-        condensation: the showers, from :func:`condense`.
+        showers: the showers, from :func:`condense`.
         energy_corr: optional (V,) or (V, 1) predicted energy correction factor per hit.
     """
-    n_hits = len(condensation.cluster_ids)
+    n_hits = len(showers.cluster_ids)
     energy = per_hit_vector(hit_energy, n_hits, "hit_energy")
-    in_shower = condensation.cluster_ids >= 0
-    raw = np.bincount(condensation.cluster_ids[in_shower], weights=energy[in_shower],
-                      minlength=condensation.n_showers)
+    in_shower = showers.cluster_ids >= 0
+    raw = np.bincount(showers.cluster_ids[in_shower], weights=energy[in_shower],
+                      minlength=showers.n_showers)
     if energy_corr is None:
         return raw
-    return raw * per_hit_vector(energy_corr, n_hits, "energy_corr")[condensation.condensation_points]
+    return raw * per_hit_vector(energy_corr, n_hits, "energy_corr")[showers.condensation_points]

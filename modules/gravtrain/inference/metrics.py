@@ -244,20 +244,20 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
         energy_bins: (B+1,) true-energy bin edges in GeV; :data:`DEFAULT_ENERGY_BINS` when None.
         energy_threshold: E_thr in GeV of the headline metrics (module docstring); 0: no cut.
     """
-    condensation = condense(predictions["beta"], predictions["ccoords"], row_splits, beta_threshold=beta_threshold,
-                            distance_threshold=distance_threshold, dist=predictions.get("dist"), is_track=is_track)
+    showers = condense(predictions["beta"], predictions["ccoords"], row_splits, beta_threshold=beta_threshold,
+                       distance_threshold=distance_threshold, dist=predictions.get("dist"), is_track=is_track)
     deposits = calorimeter_deposits(hit_energy, is_track)
-    predicted_energy = shower_energies(deposits, condensation, predictions.get("energy_corr"))
-    matches = match_showers(truth["t_idx"], condensation.cluster_ids, deposits, row_splits,
-                            iou_threshold=iou_threshold, n_showers=condensation.n_showers)
-    n_hits = len(condensation.cluster_ids)
+    predicted_energy = shower_energies(deposits, showers, predictions.get("energy_corr"))
+    matches = match_showers(truth["t_idx"], showers.cluster_ids, deposits, row_splits,
+                            iou_threshold=iou_threshold, n_showers=showers.n_showers)
+    n_hits = len(showers.cluster_ids)
     first_hits = matches.truth.first_hits
     object_energy = per_hit_vector(truth["t_energy"], n_hits, "t_energy")[first_hits]
     object_class = shower_class = n_classes = None
     if predictions.get("pid") is not None:
         pid = np.asarray(predictions["pid"])
         object_class = _class_index(truth["t_pid"], n_hits, "t_pid")[first_hits]
-        shower_class = _class_index(pid, n_hits, "pid")[condensation.condensation_points]
+        shower_class = _class_index(pid, n_hits, "pid")[showers.condensation_points]
         n_classes = max(pid.shape[1] if pid.ndim == 2 else 1,
                         np.shape(truth["t_pid"])[1] if np.ndim(truth["t_pid"]) == 2 else 1,
                         int(object_class.max(initial=-1)) + 1)
