@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,26 @@ def test_hostile_yaml_is_one_message(tmp_path):
     result = run("check", "--no-model", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "values through its aliases" in result.stderr
+
+
+def test_cli_returns_only_its_named_exit_codes():
+    """cli.py returns EXIT_* names, never a bare number (argparse's own exit 2 aside)."""
+    tree = ast.parse((REPO / "modules" / "gravtrain" / "cli.py").read_text())
+    bare = [node.lineno for node in ast.walk(tree)
+            if (isinstance(node, ast.Return) and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, int))
+            or (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "exit"
+                and any(isinstance(arg, ast.Constant) for arg in node.args))]
+    assert bare == []
+
+
+def test_simulate_writes_refuses_and_overwrites(tmp_path):
+    out = tmp_path / "shards"
+    first = run("simulate", "--events", "3", "--events-per-shard", "2", "--out", str(out), "--seed", "4")
+    assert first.returncode == 0, first.stderr
+    assert f"wrote 3 train events in 2 shard(s) to {out}" in first.stderr
+    again = run("simulate", "--events", "1", "--out", str(out))
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert f"{out} already holds 2 shard(s); choose another --out or pass --overwrite." in again.stderr
+    replaced = run("simulate", "--events", "1", "--out", str(out), "--overwrite", "--split", "val")
+    assert replaced.returncode == 0 and sorted(p.name for p in out.iterdir()) == ["shard_00000.npz"]

@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         log.error("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if isinstance(exc, _lazy_user_errors(args.command)):
             log.error("%s", exc)
@@ -313,32 +313,23 @@ def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from gravtrain.config.schema import ToyData
-    from gravtrain.data import SHARD_SUFFIX, TRAIN_STREAM, VAL_STREAM, simulate_to_shards, toy_settings
+    from gravtrain.data import ShardsInTheWay, write_toy_shards
 
     if args.events < 1 or args.events_per_shard < 1:
         log.error("--events and --events-per-shard must be at least 1.")
         return EXIT_USAGE
-    out = Path(args.out)
-    existing = sorted(out.glob(f"*{SHARD_SUFFIX}")) if out.is_dir() else []
-    if existing and not args.overwrite:
-        log.error("%s already holds %d shard(s); choose another --out or pass --overwrite.", out, len(existing))
-        return EXIT_USAGE
     toy = load_config(args.config).Data.toy if args.config else ToyData()
-    settings = toy_settings(toy)
-    settings.pop("n_train_events"), settings.pop("n_val_events")
-    if args.seed is not None:
-        settings["seed"] = args.seed
-    stream = TRAIN_STREAM if args.split == "train" else VAL_STREAM
     try:
-        for path in existing:
-            path.unlink()
-        paths = simulate_to_shards(out, args.events, args.events_per_shard, stream=stream, **settings)
+        paths = write_toy_shards(args.out, args.events, args.events_per_shard, toy, split=args.split,
+                                 seed=args.seed, overwrite=args.overwrite)
+    except ShardsInTheWay as exc:
+        log.error("%s already holds %d shard(s); choose another --out or pass --overwrite.", exc.directory,
+                  len(exc.shards))
+        return EXIT_USAGE
     except OSError as exc:
-        log.error("cannot write shards to %s: %s; %s", out, exc.strerror or exc,
+        log.error("cannot write shards to %s: %s; %s", args.out, exc.strerror or exc,
                   "free space there" if _environment_failure(exc) else "choose another --out directory")
         return EXIT_FAILED if _environment_failure(exc) else EXIT_USAGE
-    log.info("wrote %d %s events in %d shard(s) to %s", args.events, args.split, len(paths), out)
+    log.info("wrote %d %s events in %d shard(s) to %s", args.events, args.split, len(paths), args.out)
     return EXIT_OK

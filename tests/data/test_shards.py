@@ -1,13 +1,15 @@
-"""Shards: exact round trip, simulate-to-shards, and one clear DataError per kind of bad file."""
+"""Shards: exact round trip, simulate-to-shards (``gravtrain simulate``), and one clear DataError per kind of bad
+file."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gravtrain.data import (FEATURE_NAMES, SHARD_FORMAT_VERSION, TRUTH_NAMES, TRUTH_WIDTHS, DataError, EventStore,
-                            load_shards, read_shard, read_shard_metadata, simulate_events, simulate_to_shards,
-                            write_event_store, write_shard)
+from gravtrain.config.schema import ToyData
+from gravtrain.data import (FEATURE_NAMES, SHARD_FORMAT_VERSION, TRUTH_NAMES, TRUTH_WIDTHS, VAL_STREAM, DataError,
+                            EventStore, ShardsInTheWay, load_shards, read_shard, read_shard_metadata, simulate_events,
+                            simulate_to_shards, write_event_store, write_shard, write_toy_shards)
 
 
 def _assert_same_events(a: EventStore, b: EventStore) -> None:
@@ -44,6 +46,27 @@ def test_simulate_to_shards_equals_one_simulation(tmp_path):
     assert [p.name for p in paths] == ["shard_00000.npz", "shard_00001.npz", "shard_00002.npz"]
     _assert_same_events(load_shards([str(tmp_path / "toy" / "*.npz")]), simulate_events(7, **kwargs))
     assert read_shard_metadata(paths[2])["first_event"] == 6
+
+
+def test_toy_shards_take_the_config_settings_split_and_seed(tmp_path):
+    toy = ToyData(n_train_events=1, n_val_events=1, n_particles=(1, 2), energy_range=(1.0, 10.0), noise_hits=10,
+                  seed=6)
+    paths = write_toy_shards(tmp_path / "val", 5, 2, toy, split="val", seed=9)
+    assert len(paths) == 3 and read_shard_metadata(paths[0])["seed"] == 9
+    expected = simulate_events(5, n_particles=(1, 2), energy_range=(1.0, 10.0), noise_hits=10, tracks=True, seed=9,
+                               stream=VAL_STREAM)
+    _assert_same_events(load_shards([str(tmp_path / "val" / "*.npz")]), expected)
+
+
+def test_toy_shards_refuse_shards_in_the_way_unless_overwriting(tmp_path):
+    toy = ToyData(n_particles=(1, 1), noise_hits=5)
+    first = write_toy_shards(tmp_path, 4, 1, toy)
+    with pytest.raises(ShardsInTheWay) as info:
+        write_toy_shards(tmp_path, 2, 1, toy)
+    assert info.value.directory == tmp_path and info.value.shards == first
+    assert isinstance(info.value, DataError) and sorted(tmp_path.glob("*.npz")) == first  # nothing touched
+    again = write_toy_shards(tmp_path, 2, 1, toy, overwrite=True)
+    assert sorted(tmp_path.glob("*.npz")) == again and len(again) == 2  # the old four are gone
 
 
 def test_pattern_matching_nothing_is_a_data_error(tmp_path):

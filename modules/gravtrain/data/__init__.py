@@ -15,6 +15,7 @@ from gravtrain.data.shards import (SHARD_FORMAT_VERSION, SHARD_SUFFIX, load_shar
                                    simulate_to_shards, write_event_store, write_shard)
 from gravtrain.data.sources import load_event_sets, toy_settings
 from gravtrain.data.toy import TRAIN_STREAM, VAL_STREAM, simulate_events, simulate_toy_datasets
+from gravtrain.data.toy_shards import ShardsInTheWay, write_toy_shards
 from gravtrain.data.validation import validate_event_arrays
 
 _BATCHING_NAMES = ("HitBudgetBatcher", "EpochPlan", "plan_hit_budget_batches", "batch_element_spec")
@@ -23,7 +24,8 @@ __all__ = [
     "DataError", "EventStore", "FeatureStats", "FEATURE_NAMES", "N_FEATURES", "NOISE_INDEX", "PID_NAMES",
     "TRUTH_DTYPES", "TRUTH_NAMES", "TRUTH_WIDTHS", "SHARD_FORMAT_VERSION", "SHARD_SUFFIX", "load_shards", "read_shard",
     "read_shard_metadata", "simulate_to_shards", "write_event_store", "write_shard", "TRAIN_STREAM", "VAL_STREAM",
-    "simulate_events", "simulate_toy_datasets", "validate_event_arrays", "load_event_sets", "toy_settings", *_BATCHING_NAMES,
+    "simulate_events", "simulate_toy_datasets", "validate_event_arrays", "load_event_sets", "toy_settings",
+    "ShardsInTheWay", "write_toy_shards", *_BATCHING_NAMES,
 ]
 
 
