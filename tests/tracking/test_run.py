@@ -14,7 +14,8 @@ import pytest
 
 from gravtrain.tracking import MlflowTracker, NullTracker, StoreWriteError, Tracker, TrackingError
 from gravtrain.tracking.metric_writer import BackgroundMetricWriter
-from gravtrain.tracking.run import ERROR_TAG, MLFLOW_TAG_VALUE_LIMIT
+from gravtrain.tracking.run import ERROR_TAG
+from gravtrain.tracking.run_params import MLFLOW_TAG_VALUE_LIMIT
 
 
 @pytest.fixture

@@ -79,7 +79,8 @@ def test_limits_match_mlflow():
     from mlflow.utils import validation
 
     from gravtrain.tracking.metric_writer import MLFLOW_METRICS_PER_BATCH
-    from gravtrain.tracking.run import MLFLOW_PARAMS_TAGS_PER_BATCH, MLFLOW_TAG_VALUE_LIMIT
+    from gravtrain.tracking.run_params import MLFLOW_TAG_VALUE_LIMIT
+    from gravtrain.tracking.store_writes import MLFLOW_PARAMS_TAGS_PER_BATCH
 
     assert validation.MAX_PARAMS_TAGS_PER_BATCH == MLFLOW_PARAMS_TAGS_PER_BATCH
     assert validation.MAX_METRICS_PER_BATCH == MLFLOW_METRICS_PER_BATCH

@@ -6,8 +6,9 @@ Importing this package is cheap: MLflow is imported when a run is started or rea
 from gravtrain.tracking.errors import StoreWriteError, TrackingError
 from gravtrain.tracking.params import flatten_params, unflatten_params
 from gravtrain.tracking.provenance import provenance_tags
-from gravtrain.tracking.run import MlflowTracker, NullTracker, Tracker
+from gravtrain.tracking.run import MlflowTracker
 from gravtrain.tracking.store import configure_mlflow, file_store_environment, resolve_tracking_uri
+from gravtrain.tracking.tracker import NullTracker, Tracker
 from gravtrain.tracking.ui import serve_ui, ui_command_line, ui_environment
 
 __all__ = [

@@ -31,6 +31,7 @@ from gravtrain.tracking import (
     MlflowTracker,
     NullTracker,
     StoreWriteError,
+    Tracker,
     TrackingError,
     configure_mlflow,
     flatten_params,
@@ -64,7 +65,7 @@ class RunContext:
         resume_hint: the command line that resumes this run.
     """
 
-    tracker: object
+    tracker: Tracker
     run_id: str | None
     run_dir: Path
     resumed_from: Path | None = None
