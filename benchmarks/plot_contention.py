@@ -46,14 +46,11 @@ import keras  # noqa: E402
 from gravtrain.config import load_config  # noqa: E402
 from gravtrain.data import FeatureStats, load_event_sets  # noqa: E402
 from gravtrain.data.batching import HitBudgetBatcher  # noqa: E402
-from gravtrain.losses import ObjectCondensationLoss  # noqa: E402
-from gravtrain.model import build_model  # noqa: E402
+from gravtrain.model import build_loss, build_model, make_optimizer  # noqa: E402
 from gravtrain.plotting.renderer import FigureRenderer  # noqa: E402
 from gravtrain.tracking import NullTracker  # noqa: E402
 from gravtrain.training.figures import TrainingFigures  # noqa: E402
-from gravtrain.training.optimizer import make_optimizer  # noqa: E402
 from gravtrain.training.recorder import MetricRecorder  # noqa: E402
-from gravtrain.training.stages import loss_options  # noqa: E402
 from gravtrain.training.step import TrainingStep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +109,7 @@ def measure(args) -> dict:
     stage = config.Training[0]
     optimizer = make_optimizer(config.Optimizer, stage.learning_rate)
     optimizer.build(model.trainable_variables)
-    step = TrainingStep(model, ObjectCondensationLoss(**loss_options(config, 0)), optimizer)
+    step = TrainingStep(model, build_loss(config, 0), optimizer)
     step.compile()
     batcher = HitBudgetBatcher(train_store, stage.batch_size, seed=config.General.seed)
     recorder = MetricRecorder(NullTracker(), 1)

@@ -14,9 +14,9 @@ from gravtrain.config.fields import section_keys
 from gravtrain.config.schema import Architecture, Data, DenseOptions, LossOptions, Optimizer
 from gravtrain.data.sources import SOURCES
 from gravtrain.layers.knn import KNN_BACKENDS
-from gravtrain.losses import CHOICE_LOSS_OPTIONS
+from gravtrain.losses import OC_IMPLEMENTATIONS, REPULSION_NORMALIZATIONS
 from gravtrain.model.builder import KERNEL_REGULARIZERS
-from gravtrain.training.optimizer import OPTIMIZERS
+from gravtrain.model.optimizer import OPTIMIZERS
 
 
 def choices(section, yaml_name: str) -> set[str]:
@@ -29,8 +29,8 @@ def choices(section, yaml_name: str) -> set[str]:
     (Optimizer, "name", OPTIMIZERS),
     (DenseOptions, "kernel_regularizer", KERNEL_REGULARIZERS),
     (Data, "source", SOURCES),
-    (LossOptions, "oc_implementation", dict.fromkeys(CHOICE_LOSS_OPTIONS["oc_implementation"])),
-    (LossOptions, "repulsion_normalization", dict.fromkeys(CHOICE_LOSS_OPTIONS["repulsion_normalization"])),
+    (LossOptions, "oc_implementation", OC_IMPLEMENTATIONS),
+    (LossOptions, "repulsion_normalization", REPULSION_NORMALIZATIONS),
 ], ids=lambda value: value if isinstance(value, str) else "")
 def test_the_schema_offers_exactly_what_the_code_implements(section, key, registry):
     assert choices(section, key) == set(registry)

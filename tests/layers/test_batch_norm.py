@@ -128,8 +128,10 @@ def test_set_options_between_stages_without_retracing(batch, reference):
     np.testing.assert_allclose(out, expected, rtol=1e-10)
     np.testing.assert_allclose(layer.viscosity.numpy(), new_state["viscosity"], rtol=1e-12)
     assert len(traces) == 1
-    with pytest.raises(ValueError, match="valid names are: viscosity, fluidity_decay"):
+    with pytest.raises(TypeError, match="momentum"):
         layer.set_options(momentum=0.9)
+    with pytest.raises(TypeError, match="learn"):  # fixed at construction: it decides which weights are trainable
+        layer.set_options(learn=True)
 
 
 def test_saves_and_loads_with_identical_outputs(tmp_path, batch):

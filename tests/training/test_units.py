@@ -12,12 +12,10 @@ import tensorflow as tf
 from gravtrain.config import ConfigError
 from gravtrain.data import FeatureStats, simulate_events
 from gravtrain.data.batching import HitBudgetBatcher
-from gravtrain.losses import ObjectCondensationLoss
-from gravtrain.model import build_model
+from gravtrain.model import batch_norm_options, build_loss, build_model, loss_options, make_optimizer
 from gravtrain.training import checkpoint as ckpt
-from gravtrain.training.optimizer import make_optimizer
 from gravtrain.training.recorder import EpochAverages, MetricRecorder
-from gravtrain.training.stages import (apply_freeze, batch_norm_options, check_freeze_patterns, loss_options)
+from gravtrain.training.stages import apply_freeze, check_freeze_patterns
 from gravtrain.training.step import TrainingStep
 from gravtrain.config.schema import Config
 from tests.model.conftest import SMALL
@@ -32,7 +30,7 @@ def make_step(config, events):
     model = build_model(config, FeatureStats.from_store(events))
     optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
     optimizer.build(model.trainable_variables)
-    loss = ObjectCondensationLoss(**loss_options(config, 0))
+    loss = build_loss(config, 0)
     return model, optimizer, TrainingStep(model, loss, optimizer)
 
 

@@ -6,9 +6,6 @@ import keras
 import numpy as np
 from keras import ops
 
-#: Options that ``ScaledGooeyBatchNorm2.set_options`` may change between training stages.
-RUNTIME_OPTIONS = ("viscosity", "fluidity_decay", "max_viscosity", "no_gaus", "epsilon")
-
 
 @keras.saving.register_keras_serializable(package="gravtrain")
 class ScaledGooeyBatchNorm2(keras.layers.Layer):
@@ -44,8 +41,9 @@ class ScaledGooeyBatchNorm2(keras.layers.Layer):
         epsilon: eps, in the masked mean, the Gaussian std and the denominator.
         learn: learn ``mean`` and ``den`` by gradient descent instead of the moving update.
 
-    The five options other than ``learn`` live in non-trainable variables: ``set_options(**options)`` changes
-    them between training stages without rebuilding the layer or retracing compiled functions.
+    The five options other than ``learn`` live in non-trainable variables: ``set_options`` (whose keyword
+    arguments are exactly these five) changes them between training stages without rebuilding the layer or
+    retracing compiled functions. ``learn`` decides which weights are trainable, so it is fixed at construction.
 
     State: ``mean`` (F,) init 0, ``den`` (F,) init 1, ``viscosity`` () init ``viscosity``, trainable ``gamma`` (F,)
     init 1 and ``bias`` (F,) init 0.
@@ -69,6 +67,7 @@ class ScaledGooeyBatchNorm2(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # The options held in variables (changed in place by ``set_options``): every argument but ``learn``.
         self.options = {
             "viscosity": float(viscosity),
             "fluidity_decay": float(fluidity_decay),
@@ -96,20 +95,26 @@ class ScaledGooeyBatchNorm2(keras.layers.Layer):
         self.viscosity = scalar("viscosity", self.options["viscosity"])
         self.gamma = self.add_weight(shape=n_features, initializer="ones", trainable=True, name="gamma")
         self.bias = self.add_weight(shape=n_features, initializer="zeros", trainable=True, name="bias")
-        for name in RUNTIME_OPTIONS[1:]:
-            self._option_variables[name] = scalar(name, self.options[name])
+        for name, value in self.options.items():
+            if name != "viscosity":  # the viscosity is the state v, created above
+                self._option_variables[name] = scalar(name, value)
 
-    def set_options(self, **options):
-        """Change any of ``viscosity``, ``fluidity_decay``, ``max_viscosity``, ``no_gaus``, ``epsilon`` in place.
+    def set_options(
+        self,
+        *,
+        viscosity: float | None = None,
+        fluidity_decay: float | None = None,
+        max_viscosity: float | None = None,
+        no_gaus: bool | None = None,
+        epsilon: float | None = None,
+    ):
+        """Change the given options in place (None: unchanged); they mean what the constructor's arguments mean.
 
         Setting ``viscosity`` resets the state v. Compiled functions see the new values without retracing.
         """
-        unknown = sorted(set(options) - set(RUNTIME_OPTIONS))
-        if unknown:
-            raise ValueError(
-                f"unknown batch norm option(s) {', '.join(unknown)}; valid names are: {', '.join(RUNTIME_OPTIONS)}"
-            )
-        for name, value in options.items():
+        # The keyword arguments, by name: this signature is the one list of the options a stage may change.
+        changes = {name: value for name, value in locals().items() if name != "self" and value is not None}
+        for name, value in changes.items():
             value = bool(value) if name == "no_gaus" else float(value)
             self.options[name] = value
             if self.built:

@@ -12,25 +12,18 @@ Everything is vectorised over the events of a batch (segment and ragged ops) and
 from .condensation import OC_IMPLEMENTATIONS, REPULSION_NORMALIZATIONS, REPULSIVE_POTENTIALS, object_condensation_terms
 from .extra_terms import BETA_PUSH_FLOOR, HIGH_BETA_THRESHOLD, extra_condensation_terms
 from .payload import payload_terms
-from .total import (
-    CHOICE_LOSS_OPTIONS,
-    LOSS_OPTION_NAMES,
-    LOSS_TERM_NAMES,
-    ObjectCondensationLoss,
-    object_condensation_loss,
-)
+from .total import LOSS_TERM_NAMES, ObjectCondensationLoss, loss_option_names, object_condensation_loss
 
 __all__ = [
     "BETA_PUSH_FLOOR",
-    "CHOICE_LOSS_OPTIONS",
     "HIGH_BETA_THRESHOLD",
-    "LOSS_OPTION_NAMES",
     "LOSS_TERM_NAMES",
     "OC_IMPLEMENTATIONS",
     "REPULSION_NORMALIZATIONS",
     "REPULSIVE_POTENTIALS",
     "ObjectCondensationLoss",
     "extra_condensation_terms",
+    "loss_option_names",
     "object_condensation_loss",
     "object_condensation_terms",
     "payload_terms",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping
 
@@ -20,16 +21,6 @@ from .condensation import (
 from .extra_terms import extra_terms_from
 from .payload import payload_terms
 
-#: The options that choose by name, with their valid names (in the order of the index the wrapper stores).
-CHOICE_LOSS_OPTIONS = {"oc_implementation": OC_IMPLEMENTATIONS, "repulsion_normalization": REPULSION_NORMALIZATIONS}
-_CHOICE_INDEX = {"oc_implementation": implementation_index, "repulsion_normalization": normalization_index}
-#: The numeric options.
-NUMERIC_LOSS_OPTION_NAMES = (
-    "q_min", "beta_loss_scale", "noise_scale", "use_average_cc_pos", "energy_loss_weight", "position_loss_weight",
-    "timing_loss_weight", "classification_loss_weight", "too_much_beta_scale", "beta_push",
-)
-#: The keys of ``LossOptions``, every one of which the total loss reads.
-LOSS_OPTION_NAMES = tuple(CHOICE_LOSS_OPTIONS) + NUMERIC_LOSS_OPTION_NAMES
 #: The terms reported next to the total, each as the metric ``loss/<name>`` (unweighted values).
 LOSS_TERM_NAMES = (
     "attractive", "repulsive", "beta", "noise", "energy", "energy_quantiles", "position", "time", "classification",
@@ -39,15 +30,22 @@ LOSS_TERM_NAMES = (
 METRIC_PREFIX = "loss/"
 
 
+def loss_option_names() -> tuple[str, ...]:
+    """The names of the loss options: the keyword arguments of :class:`ObjectCondensationLoss`, in their order."""
+    parameters = inspect.signature(ObjectCondensationLoss).parameters.values()
+    return tuple(parameter.name for parameter in parameters if parameter.kind is parameter.KEYWORD_ONLY)
+
+
 def check_loss_option_names(options: Mapping, *, require_all: bool) -> None:
-    """``ValueError`` for option names not in ``LOSS_OPTION_NAMES`` (or missing ones, if ``require_all``)."""
-    unknown = sorted(set(options) - set(LOSS_OPTION_NAMES))
-    missing = [name for name in LOSS_OPTION_NAMES if name not in options] if require_all else []
+    """``ValueError`` for option names not in :func:`loss_option_names` (or missing ones, if ``require_all``)."""
+    names = loss_option_names()
+    unknown = sorted(set(options) - set(names))
+    missing = [name for name in names if name not in options] if require_all else []
     if unknown or missing:
         problems = ([f"unknown {', '.join(unknown)}"] if unknown else []) + (
             [f"missing {', '.join(missing)}"] if missing else []
         )
-        raise ValueError(f"Loss options: {'; '.join(problems)}. Valid options: {', '.join(LOSS_OPTION_NAMES)}.")
+        raise ValueError(f"Loss options: {'; '.join(problems)}. Valid options: {', '.join(names)}.")
 
 
 def object_condensation_loss(predictions: Mapping, truth: Mapping, row_splits, options: Mapping, is_track=None):
@@ -71,9 +69,10 @@ def object_condensation_loss(predictions: Mapping, truth: Mapping, row_splits, o
         predictions: the heads ``beta``, ``ccoords``, optional ``dist``, and the payload heads.
         truth: ``t_idx``, the payload truth, optional ``t_spectator``.
         row_splits: event boundaries (E+1,).
-        options: every name of ``LOSS_OPTION_NAMES``; numbers may be floats or scalar tensors (variables), and
-            the choices (``CHOICE_LOSS_OPTIONS``) a name or an integer scalar tensor indexing their names, so the
-            options can change between calls of a ``tf.function`` without retracing.
+        options: every name of :func:`loss_option_names`; numbers may be floats or scalar tensors (variables),
+            and the choices (``oc_implementation``, ``repulsion_normalization``) a name or an integer scalar
+            tensor indexing ``OC_IMPLEMENTATIONS`` / ``REPULSION_NORMALIZATIONS``, so the options can change
+            between calls of a ``tf.function`` without retracing.
         is_track: per-hit track flag (the ``is_track`` feature, > 0.5 for a track row); None: no tracks.
 
     Returns:
@@ -115,16 +114,27 @@ def object_condensation_loss(predictions: Mapping, truth: Mapping, row_splits, o
 
 @keras.saving.register_keras_serializable(package="gravtrain")
 class ObjectCondensationLoss:
-    """:func:`object_condensation_loss` with its ``LossOptions`` held in non-trainable ``tf.Variable`` s.
+    """:func:`object_condensation_loss` with its options held in non-trainable ``tf.Variable`` s.
 
     The numbers are held in float64 (exactly the configured values) and cast to the dtype of ``beta``.
 
     ``set_options`` assigns new values (e.g. a stage's overrides) without retracing a ``tf.function`` that calls
-    this object: the function reads the variables, and each choice (``oc_implementation``,
-    ``repulsion_normalization``) is stored as its index in ``CHOICE_LOSS_OPTIONS`` and selected at run time.
+    this object: the function reads the variables, and each choice is stored as its index in its list of names
+    and selected at run time.
 
-    Args:
-        **options: every name of ``LOSS_OPTION_NAMES`` (the ``LossOptions`` section of the config).
+    Args (keyword only, all required; the ``LossOptions`` section of the config has exactly these keys):
+        oc_implementation: the repulsive potential, a name of ``OC_IMPLEMENTATIONS``.
+        repulsion_normalization: D_k of the repulsion, a name of ``REPULSION_NORMALIZATIONS``.
+        q_min: q_min of the charge q = arctanh²(β/1.01) + q_min.
+        beta_loss_scale: s_β.
+        noise_scale: s_noise.
+        use_average_cc_pos: u, the weight of the β-weighted mean in an object's centre.
+        energy_loss_weight: w_E.
+        position_loss_weight: w_pos.
+        timing_loss_weight: w_t.
+        classification_loss_weight: w_c.
+        too_much_beta_scale: s_tmβ.
+        beta_push: s_push.
 
     Example:
         >>> loss = ObjectCondensationLoss(**loss_options)                      # doctest: +SKIP
@@ -132,21 +142,41 @@ class ObjectCondensationLoss:
         >>> loss.set_options(beta_loss_scale=2.0, oc_implementation="basic")  # doctest: +SKIP
     """
 
-    def __init__(self, **options):
-        check_loss_option_names(options, require_all=True)
+    def __init__(
+        self,
+        *,
+        oc_implementation: str,
+        repulsion_normalization: str,
+        q_min: float,
+        beta_loss_scale: float,
+        noise_scale: float,
+        use_average_cc_pos: float,
+        energy_loss_weight: float,
+        position_loss_weight: float,
+        timing_loss_weight: float,
+        classification_loss_weight: float,
+        too_much_beta_scale: float,
+        beta_push: float,
+    ):
+        # The keyword arguments, by name: this signature is the one list of the loss options.
+        options = {name: value for name, value in locals().items() if name != "self"}
+        # The options that choose by name: their names (in the order of the index stored) and the position of
+        # a name in them (ValueError listing the valid names for another).
+        self._choice_lists = {"oc_implementation": (OC_IMPLEMENTATIONS, implementation_index),
+                              "repulsion_normalization": (REPULSION_NORMALIZATIONS, normalization_index)}
         self._choices = {
-            name: tf.Variable(_CHOICE_INDEX[name](options[name]), dtype=tf.int32, trainable=False, name=name)
-            for name in CHOICE_LOSS_OPTIONS
+            name: tf.Variable(index_of(options[name]), dtype=tf.int32, trainable=False, name=name)
+            for name, (_, index_of) in self._choice_lists.items()
         }
         self._numbers = {
-            name: tf.Variable(_finite_number(name, options[name]), dtype=tf.float64, trainable=False, name=name)
-            for name in NUMERIC_LOSS_OPTION_NAMES
+            name: tf.Variable(_finite_number(name, value), dtype=tf.float64, trainable=False, name=name)
+            for name, value in options.items() if name not in self._choice_lists
         }
 
     def set_options(self, **options) -> None:
-        """Assign some of the options (names of ``LOSS_OPTION_NAMES``); all are checked before any is set."""
+        """Assign some of the options (the constructor's argument names); all are checked before any is set."""
         check_loss_option_names(options, require_all=False)
-        indices = {name: _CHOICE_INDEX[name](value) for name, value in options.items() if name in self._choices}
+        indices = {name: self._choice_lists[name][1](value) for name, value in options.items() if name in self._choices}
         numbers = {name: _finite_number(name, value) for name, value in options.items() if name in self._numbers}
         for name, index in indices.items():
             self._choices[name].assign(index)
@@ -155,8 +185,8 @@ class ObjectCondensationLoss:
 
     @property
     def options(self) -> dict:
-        """The current options as plain Python values."""
-        values = {name: CHOICE_LOSS_OPTIONS[name][int(variable.numpy())] for name, variable in self._choices.items()}
+        """The current options as plain Python values, by the constructor's argument names."""
+        values = {name: self._choice_lists[name][0][int(variable.numpy())] for name, variable in self._choices.items()}
         values.update({name: float(variable.numpy()) for name, variable in self._numbers.items()})
         return values
 

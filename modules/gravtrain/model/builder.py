@@ -48,6 +48,7 @@ from gravtrain.layers import (
     HitTrackEmbedding,
     ScaledGooeyBatchNorm2,
 )
+from gravtrain.model.stage_options import batch_norm_arguments, check_stage_options
 
 #: The features the builder needs by name: positions for the cluster-space seed and the GravNet regulariser,
 #: ``is_track`` to choose the embedding.
@@ -90,9 +91,11 @@ def build_model(config: Config, feature_stats: FeatureStatsLike) -> keras.Model:
         dict of the condensation heads (``gravtrain.layers.HEAD_NAMES``).
 
     Raises:
-        ConfigError: a setting the builder cannot honour (e.g. a pre-model, not built in this version).
+        ConfigError: a setting the builder cannot honour (e.g. a pre-model, not built in this version), or a
+            batch-norm or loss option, of a section or a stage, that the layers or the loss do not take.
         ValueError: ``feature_stats`` lacks a feature the network needs.
     """
+    check_stage_options(config)
     if config.General.pre_model_type != "none":
         raise ConfigError([ConfigIssue(
             path="General.pre-model-type",
@@ -119,12 +122,7 @@ class _ModelCompiler:
         self.mean = np.asarray(feature_stats.mean, dtype=np.float64)
         self.scale = np.asarray(feature_stats.scale, dtype=np.float64)
         self.asinh_scale = np.asarray(feature_stats.asinh_scale, dtype=np.float64)
-        batch_norm = config.BatchNormOptions
-        self.batch_norm_options = dict(
-            viscosity=batch_norm.viscosity, fluidity_decay=batch_norm.fluidity_decay,
-            max_viscosity=batch_norm.max_viscosity, no_gaus=batch_norm.no_gaus, epsilon=batch_norm.epsilon,
-            learn=batch_norm.learn,
-        )
+        self.batch_norm_arguments = batch_norm_arguments(config)
 
     def compile(self) -> keras.Model:
         features = keras.Input(shape=(len(self.names),), dtype="float32", name="features")
@@ -208,7 +206,7 @@ class _ModelCompiler:
         return keras.layers.LayerNormalization(name=f"{block_name}_layer_norm")(x)
 
     def _batch_norm(self, x, name: str):
-        return ScaledGooeyBatchNorm2(**self.batch_norm_options, name=name)(x)
+        return ScaledGooeyBatchNorm2(**self.batch_norm_arguments, name=name)(x)
 
 
 def _model_name(name: str) -> str:

@@ -1,6 +1,7 @@
 """Staged training, top to bottom: ``train(config)`` is the one training path (the CLI calls it too).
 
-    load config → seed → events → feature statistics → model → optimizer → MLflow run (or none)
+    load config → stage options checked → seed → events → feature statistics → model → optimizer, loss → MLflow
+    run (or none)
     for each stage: learning rate, batch size, batch-norm/loss overrides, freeze → epochs of batches
         each batch: compiled train step (NaN guard inside) → records every Plotting.record_frequency batches
         every Plotting.plot_frequency batches and at each epoch end: plots, metrics flushed, checkpoint
@@ -32,22 +33,23 @@ from gravtrain.config import load_config, resolve_config
 from gravtrain.config.schema import Config
 from gravtrain.data import FeatureStats, load_event_sets
 from gravtrain.data.batching import HitBudgetBatcher
-from gravtrain.losses import ObjectCondensationLoss
-from gravtrain.model import build_model, model_summary
+from gravtrain.model import (
+    apply_batch_norm_options,
+    batch_norm_layers,
+    batch_norm_options,
+    build_loss,
+    build_model,
+    check_stage_options,
+    loss_options,
+    make_optimizer,
+    model_summary,
+)
 from gravtrain.tracking import StoreWriteError
 from gravtrain.training import checkpoint as ckpt
 from gravtrain.training.figures import TrainingFigures
-from gravtrain.training.optimizer import make_optimizer
 from gravtrain.training.recorder import EpochAverages, MetricRecorder
 from gravtrain.training.run import RunContext, open_run
-from gravtrain.training.stages import (
-    apply_batch_norm_options,
-    apply_freeze,
-    batch_norm_layers,
-    batch_norm_options,
-    check_freeze_patterns,
-    loss_options,
-)
+from gravtrain.training.stages import apply_freeze, check_freeze_patterns
 from gravtrain.training.step import TrainingStep
 
 logger = logging.getLogger(__name__)
@@ -113,6 +115,7 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
     """
     started = time.perf_counter()
     config, config_path, config_bytes = _load(config_or_path, overrides, explicit)
+    check_stage_options(config)  # before the events load: a stage option nothing takes is a config mistake
     keras.utils.set_random_seed(config.General.seed)
     train_store, val_store = load_event_sets(config.Data)
     stats = FeatureStats.from_store(train_store)
@@ -122,7 +125,7 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
     check_freeze_patterns(config, model)
     optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
     optimizer.build(model.trainable_variables)
-    loss = ObjectCondensationLoss(**loss_options(config, 0))
+    loss = build_loss(config, 0)
 
     with open_run(config, config_path, config_bytes, tracking=tracking, resume=resume) as run:
         progress = ckpt.Progress()

@@ -25,8 +25,7 @@ import keras
 import tensorflow as tf
 
 from gravtrain.data.batching import batch_element_spec
-from gravtrain.losses import ObjectCondensationLoss
-from gravtrain.model import TRACK_FLAG_FEATURE, feature_names, regularizer_values
+from gravtrain.model import TRACK_FLAG_FEATURE, ObjectCondensationLoss, feature_names, regularizer_values
 
 MODEL_INPUTS = ("features", "row_splits")
 

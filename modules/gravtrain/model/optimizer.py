@@ -1,0 +1,38 @@
+"""The optimizer of the ``Optimizer`` section, with the learning rate as a variable each stage assigns.
+
+``OPTIMIZERS`` is the registry of the names ``Optimizer.name`` offers (``tests/test_choices.py`` pins the two
+together): adding an optimizer is one entry here, its name in the schema's choices, and a test. The other keys
+of the section reach the Keras class by their own names, each one that its constructor takes:
+
+- ``clipnorm``: every optimizer; each gradient g is clipped to g · min(1, clipnorm / ‖g‖).
+- ``epsilon``: the optimizers that have one (nadam, adam); sgd has none and ignores it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import keras
+
+from gravtrain.config.schema import Optimizer
+
+#: ``Optimizer.name`` -> the Keras class.
+OPTIMIZERS = {
+    "nadam": keras.optimizers.Nadam,
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+def optimizer_arguments(options: Optimizer) -> dict:
+    """The keys of ``options`` that the constructor of ``OPTIMIZERS[options.name]`` takes, by name (null ones
+    left out, so the optimizer keeps its own default); ``name`` chooses the class and is no argument."""
+    parameters = inspect.signature(OPTIMIZERS[options.name]).parameters
+    values = {field.name: getattr(options, field.name) for field in dataclasses.fields(options) if field.name != "name"}
+    return {name: value for name, value in values.items() if name in parameters and value is not None}
+
+
+def make_optimizer(options: Optimizer, learning_rate: float) -> keras.optimizers.Optimizer:
+    """The optimizer ``options.name`` at ``learning_rate`` with the section's other keys (module docstring)."""
+    return OPTIMIZERS[options.name](learning_rate=learning_rate, **optimizer_arguments(options))
