@@ -74,7 +74,7 @@ def test_check_with_five_mistakes(tmp_path):
         MINIMAL.replace("name: minimal", "name: minimal\n  sed: 3")
         .replace("{n: 8}", "{n: -8}")
         .replace("epochs: 1", "epochs: one")
-        + "Optimizer:\n  name: adamw\nLossOptions:\n  beta_push': 0.1\n"
+        + "Optimizer:\n  name: adamm\nLossOptions:\n  beta_push': 0.1\n"
     )
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -83,7 +83,7 @@ def test_check_with_five_mistakes(tmp_path):
     assert "Traceback" not in result.stderr
     error_lines = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
     assert len(error_lines) == 5
-    expected = [line_of(text, s) for s in ("sed: 3", "{n: -8}", "epochs: one", "adamw", "beta_push'")]
+    expected = [line_of(text, s) for s in ("sed: 3", "{n: -8}", "epochs: one", "adamm", "beta_push'")]
     assert [int(line.split(":")[1]) for line in error_lines] == sorted(expected)
     assert "5 errors in config" in result.stderr
 

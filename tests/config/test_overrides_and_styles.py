@@ -46,11 +46,11 @@ def test_override_errors_name_the_override(write_config):
 
 
 def test_override_errors_and_file_errors_come_together(write_config):
-    text = MINIMAL + "Optimizer:\n  name: adamw\n"
+    text = MINIMAL + "Optimizer:\n  name: adamm\n"
     with pytest.raises(ConfigError) as info:
         load_config(write_config(text), ["General.seed=-3"])
     assert [(e.path, e.line) for e in info.value.errors] == [
-        ("Optimizer.name", line_of(text, "adamw")),
+        ("Optimizer.name", line_of(text, "adamm")),
         ("General.seed", None),
     ]
 

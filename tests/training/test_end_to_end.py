@@ -404,3 +404,34 @@ def test_the_same_seed_gives_the_same_loss_curve(tmp_path):
     for a, b in zip(first.model.weights, second.model.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
     assert other.curves["objective"][1] != first.curves["objective"][1]
+
+
+def test_adamw_trains_the_toy_config_for_one_epoch(tmp_path, monkeypatch):
+    """``adamw``, the optimizer added by one registry entry and its schema choice, trains TINY's first stage (one
+    epoch) with the ``weight_decay`` it is given, through the one training path."""
+    import keras
+
+    from gravtrain.training import loop
+
+    built = []
+
+    def make_optimizer(options, learning_rate):
+        built.append(real_make_optimizer(options, learning_rate))
+        return built[-1]
+
+    real_make_optimizer = loop.make_optimizer
+    monkeypatch.setattr(loop, "make_optimizer", make_optimizer)
+    config = json.loads(json.dumps(TINY))
+    config["Optimizer"] = {"name": "adamw", "weight_decay": 0.01}
+    config["Training"] = config["Training"][:1]
+    config["Plotting"] = {"record_frequency": 1, "plot_frequency": 1000, "physics_frequency": 0}  # few plots
+    path = tmp_path / "adamw.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    result = train_in(tmp_path, path, tracking=False)
+
+    [optimizer] = built
+    assert type(optimizer) is keras.optimizers.AdamW and optimizer.weight_decay == 0.01
+    steps, objective = result.curves["objective"]
+    assert int(optimizer.iterations) == steps[-1] > 0
+    assert result.stage_end_reasons == ["epochs"] and np.all(np.isfinite(objective))

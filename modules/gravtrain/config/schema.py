@@ -173,11 +173,17 @@ class LossOptions:
     beta_push: float = key(0.0, min=0.0, doc="Weight of the push raising each object's largest beta to a floor.")
 
 
-@section("The optimizer.")
+@section("The optimizer (a Keras optimizer; each key below reaches it by its own name).")
 class Optimizer:
-    name: str = key("nadam", choices=("nadam", "adam", "sgd"), doc="Optimizer (field default: nadam).")
+    name: str = key("nadam", choices=("nadam", "adam", "adamw", "sgd"), doc="Optimizer (field default: nadam).")
     clipnorm: float = key(1.0, min=0.0, min_exclusive=True, doc="Clip each gradient to this norm.")
-    epsilon: float = key(1e-7, min=0.0, min_exclusive=True, doc="Epsilon of Adam/Nadam (Keras default).")
+    epsilon: float = key(1e-7, min=0.0, min_exclusive=True,
+                         doc="Epsilon of nadam, adam and adamw (Keras default); sgd has none and ignores it.")
+    weight_decay: Optional[float] = key(
+        None, min=0.0, max=1.0,
+        doc="Decoupled weight decay λ of every optimizer: after each step w <- w - lr*λ*w. null: the optimizer's "
+            "Keras default (adamw: 0.004; nadam, adam, sgd: no decay).",
+    )
 
 
 BatchNormOverrides = partial_section(BatchNormOptions, "Per-stage overrides of BatchNormOptions keys.")

@@ -5,7 +5,10 @@ together): adding an optimizer is one entry here, its name in the schema's choic
 of the section reach the Keras class by their own names, each one that its constructor takes:
 
 - ``clipnorm``: every optimizer; each gradient g is clipped to g · min(1, clipnorm / ‖g‖).
-- ``epsilon``: the optimizers that have one (nadam, adam); sgd has none and ignores it.
+- ``epsilon``: the optimizers that have one (nadam, adam, adamw); sgd has none and ignores it.
+- ``weight_decay`` λ: every optimizer, decoupled from the gradient (Keras 3 applies it so for all of them):
+  after each step w ← w − lr · λ · w. When it is null the optimizer keeps its own Keras default: no decay for
+  nadam, adam and sgd, λ = 0.004 for adamw.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from gravtrain.config.schema import Optimizer
 OPTIMIZERS = {
     "nadam": keras.optimizers.Nadam,
     "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
     "sgd": keras.optimizers.SGD,
 }
 
