@@ -1,7 +1,7 @@
 """Staged training, top to bottom: ``train(config)`` is the one training path (the CLI calls it too).
 
-    load config → stage options checked → seed → events → feature statistics → model → optimizer, loss → MLflow
-    run (or none)
+    load config → stage options checked → seed → events → feature statistics → model → optimizer, loss
+        → MLflow run (or none)
     for each stage: learning rate, batch size, batch-norm/loss overrides, freeze → epochs of batches
         each batch: compiled train step (NaN guard inside) → records every Plotting.record_frequency batches
         every Plotting.plot_frequency batches and at each epoch end: plots, metrics flushed, checkpoint
