@@ -17,19 +17,20 @@ shared machine. Per run:
 - ``call_seconds``: the whole ``train`` call, with the start (params, tags, config artifacts) and the end
   (evaluation figures and the MLflow Keras model, which only a tracked run logs, and the wait for the last live
   plots, drawn meanwhile);
-- ``loop_cpu_seconds``: user + system CPU time of the training process during the stages, plus (tracked runs)
-  all of the figure renderer's (``plot_cpu_seconds``: its start, every refresh, the last one drawn after the
-  stages): what the loop costs in work, far less sensitive to a shared machine's drift;
+- ``loop_cpu_seconds``: user + system CPU time of the training process during the stages (the live plots
+  included: they are drawn on the training thread): what the loop costs in work, far less sensitive to a shared
+  machine's drift;
 - ``cpu_seconds``: the same for the whole process, start-up and imports included;
 - ``blocking_seconds`` (tracked runs): wall time the training thread spent inside tracking calls during the
   stages (metric records, flushes, tags, plot snapshots), and per call in ``blocking_by_call``;
 - ``background_cpu_seconds`` (tracked runs): CPU time of the tracking threads (metric writer, plot uploads)
-  and of the child processes (the figure renderer; ``git`` for the provenance tags);
-- ``plot_refreshes``, ``plot_refreshes_replaced``, ``end_wait_seconds`` (tracked runs): refreshes drawn, those
-  replaced by a newer one before drawing, and how long the call waited for the last one after the model was
-  logged.
+  and of the child processes (``git`` for the provenance tags);
+- ``plot_seconds``, ``plot_cpu_seconds``, ``plot_refreshes`` (tracked runs): wall and CPU time of the training
+  thread inside ``TrainingFigures.refresh`` (drawing the live plots, encoding and logging the PNGs) during the
+  stages, and the number of refreshes; ``plot_seconds / loop_seconds`` is the plots' share of the training
+  time (the summary's ``plot_share_of_loop_seconds``), ``epoch_seconds`` the loop's time per epoch beside it.
 
-The last two are measured within one run, so they are immune to the drift between runs: the direct cost of
+These are measured within one run, so they are immune to the drift between runs: the direct cost of
 tracking is ``blocking_seconds / loop_seconds`` on the training thread and ``background_cpu_seconds /
 loop_cpu_seconds`` of work beside it. The pairs' ratios add what the direct figures miss (contention for the
 cores and the interpreter lock) but carry the machine's drift: on a shared 2-core VM, whole seconds in which
@@ -80,8 +81,9 @@ from gravtrain.training.figures import TrainingFigures
 from gravtrain.training.loop import _StagedTrainer
 
 blocking = {}           # call -> seconds the training thread spent in it during the stages
+calls = {}              # call -> how often the training thread made it during the stages
+plot_cpu = [0.0]        # CPU seconds of the training thread inside TrainingFigures.refresh during the stages
 background = [0.0]      # CPU seconds of the tracking threads of this process
-plots = {}              # what the live plots cost, read when they are closed
 in_stages = threading.Event()
 
 def timed_on_training_thread(owner, name):
@@ -89,12 +91,15 @@ def timed_on_training_thread(owner, name):
     def wrapper(*args, **kwargs):
         if not in_stages.is_set() or threading.current_thread() is not threading.main_thread():
             return function(*args, **kwargs)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         try:
             return function(*args, **kwargs)
         finally:
             key = owner.__name__ + "." + name
             blocking[key] = blocking.get(key, 0.0) + time.perf_counter() - start
+            calls[key] = calls.get(key, 0) + 1
+            if owner is TrainingFigures:
+                plot_cpu[0] += time.thread_time() - cpu_start
     setattr(owner, name, wrapper)
 
 def timed_thread(owner):
@@ -116,23 +121,11 @@ def stages(function):
             in_stages.clear()
     return wrapper
 
-def closing(function):
-    def wrapper(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return function(self, *args, **kwargs)
-        finally:
-            plots.update(end_wait_seconds=time.perf_counter() - start, plot_cpu_seconds=self.cpu_seconds,
-                         plot_refreshes=self.drawn, plot_refreshes_replaced=self.skipped)
-    return wrapper
-
 for owner, name in ((MlflowTracker, "log_metrics"), (MlflowTracker, "flush"), (MlflowTracker, "set_tags"),
                     (TrainingFigures, "refresh")):
     timed_on_training_thread(owner, name)
-for owner in (TrainingFigures, BackgroundMetricWriter):
-    timed_thread(owner)
+timed_thread(BackgroundMetricWriter)
 _StagedTrainer.run_stages = stages(_StagedTrainer.run_stages)
-TrainingFigures.close = closing(TrainingFigures.close)
 
 def cpu(who):
     usage = resource.getrusage(who)
@@ -141,9 +134,12 @@ def cpu(who):
 start = time.perf_counter()
 result = gravtrain.train(sys.argv[1], tracking=sys.argv[2] == "on")
 call_seconds = time.perf_counter() - start
-plot_cpu = plots.get("plot_cpu_seconds", 0.0)
+epochs = len(result.curves.get("val/loss/total", ([], []))[0])
+plots = {"plot_seconds": blocking.get("TrainingFigures.refresh", 0.0), "plot_cpu_seconds": plot_cpu[0],
+         "plot_refreshes": calls.get("TrainingFigures.refresh", 0)} if sys.argv[2] == "on" else {}
 print(json.dumps({"call_seconds": call_seconds, "loop_seconds": result.loop_seconds,
-                  "loop_cpu_seconds": result.loop_cpu_seconds + plot_cpu,
+                  "loop_cpu_seconds": result.loop_cpu_seconds, "epochs": epochs,
+                  "epoch_seconds": result.loop_seconds / max(epochs, 1),
                   "cpu_seconds": cpu(resource.RUSAGE_SELF) + cpu(resource.RUSAGE_CHILDREN),
                   "blocking_seconds": sum(blocking.values()), "blocking_by_call": blocking,
                   "background_cpu_seconds": background[0] + cpu(resource.RUSAGE_CHILDREN), **plots}))
@@ -173,9 +169,13 @@ def summarise(rows: list[dict]) -> dict:
         "blocking_share_of_loop_seconds": statistics.median(r["blocking_seconds"] / r["loop_seconds"] for r in tracked),
         "background_share_of_loop_cpu": statistics.median(r["background_cpu_seconds"] / r["loop_cpu_seconds"]
                                                           for r in tracked),
+        "plot_share_of_loop_seconds": statistics.median(r["plot_seconds"] / r["loop_seconds"] for r in tracked),
+        "plot_seconds_per_refresh": statistics.median(r["plot_seconds"] / max(r["plot_refreshes"], 1)
+                                                      for r in tracked),
         "plot_cpu_seconds_per_refresh": statistics.median(r["plot_cpu_seconds"] / max(r["plot_refreshes"], 1)
                                                           for r in tracked),
-        "end_wait_seconds": statistics.median(r["end_wait_seconds"] for r in tracked)}}
+        "plot_refreshes_per_epoch": statistics.median(r["plot_refreshes"] / max(r["epochs"], 1) for r in tracked),
+        "epoch_seconds": statistics.median(r["epoch_seconds"] for r in tracked)}}
     for key in ("loop_seconds", "loop_cpu_seconds", "call_seconds", "cpu_seconds"):
         pairs = {}
         for row in rows:

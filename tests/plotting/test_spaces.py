@@ -149,3 +149,12 @@ def test_plotting_room_imports_nothing_of_gravtrain_outside_itself():
         outside = [m for m in imported if m and m.split(".")[0] == "gravtrain"
                    and not m.startswith("gravtrain.plotting")]
         assert not outside, f"{path.name} imports {outside}"
+
+
+@pytest.mark.parametrize("n_dims, scale", [(1, 1.0), (2, 1000.0), (3, 0.01), (5, 30.0)])
+def test_coordinate_space_fits_its_labels_and_title_without_a_layout_pass(assert_fits, n_dims, scale):
+    rng = np.random.default_rng(n_dims)
+    object_id = rng.integers(-1, 12, 300)  # a strip plot of 12 objects: long tick labels
+    figure = coordinate_space_figure(scale * rng.normal(size=(300, n_dims)), object_id, beta=rng.random(300),
+                                     title="cluster space, validation event 11, step 1480")
+    assert_fits(figure)

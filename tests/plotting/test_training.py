@@ -87,3 +87,10 @@ def test_schedule_edge_cases(save_png):
         schedule_figure(STEPS, np.ones(len(STEPS)), stage_boundaries=(200, 100))
     with pytest.raises(ValueError, match="learning rates"):
         schedule_figure(STEPS, [1e-3])
+
+
+@pytest.mark.parametrize("values", [1.0 / (STEPS + 1), np.linspace(1.0, -1.0, len(STEPS))], ids=["log", "symlog"])
+def test_the_training_figures_fit_their_labels_without_a_layout_pass(assert_fits, values):
+    stages = {"stage_boundaries": (0, 150), "stage_names": ("warm-up", "main")}
+    assert_fits(loss_curves_figure({"objective": (STEPS, values), "loss/beta": (STEPS, values / 3)}, **stages))
+    assert_fits(schedule_figure(STEPS, np.full(len(STEPS), 3e-4), **stages))

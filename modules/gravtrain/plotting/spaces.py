@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gravtrain.plotting.event_display import assign_object_colours, draw_event_views, hit_colours
-from gravtrain.plotting.reuse import figure_with_axes
+from gravtrain.plotting.margins import TITLE_LINE, margins
 
 SPACE_MARKER_AREA = 12.0        # points^2, every hit when no beta is given
 MIN_BETA_MARKER_AREA = 3.0      # points^2, at beta = 0
@@ -45,7 +45,7 @@ def _strip_rows(object_id: np.ndarray) -> tuple[np.ndarray, list[int], list[str]
 
 def coordinate_space_figure(coords: np.ndarray, object_id: np.ndarray, *, beta: np.ndarray | None = None,
                             title: str | None = None, axis_label: str = "c",
-                            figsize: tuple[float, float] | None = None, figure: Figure | None = None) -> Figure:
+                            figsize: tuple[float, float] | None = None) -> Figure:
     """The hits of one event in a learned space, coloured by truth object.
 
     Args:
@@ -60,8 +60,6 @@ def coordinate_space_figure(coords: np.ndarray, object_id: np.ndarray, *, beta: 
         title: optional figure title, above a summary line.
         axis_label: name of the space's coordinates; axes are labelled ``f"{axis_label}{dim}"``.
         figsize: inches; by default 5.5 inches per panel.
-        figure: an earlier figure of this function to draw into (``gravtrain.plotting.reuse``), or None; a new
-            one is made when the earlier one has other panels.
 
     Returns:
         A ``matplotlib.figure.Figure`` (not attached to pyplot).
@@ -92,8 +90,17 @@ def coordinate_space_figure(coords: np.ndarray, object_id: np.ndarray, *, beta: 
     order = np.lexsort((confidence, object_id >= 0))
 
     pairs = ((0,),) if n_dims == 1 else PLANE_PAIRS[:1] if n_dims == 2 else PLANE_PAIRS
-    figure, grid = figure_with_axes(figure, f"coordinate_space_figure{pairs}", columns=len(pairs),
-                                    figsize=figsize or (5.5 * len(pairs) + 0.5, 5.0))
+    summary = f"{n_hits} hits, {len(colour_of_object)} objects, {int((object_id < 0).sum())} noise hits (grey)"
+    if beta is not None:
+        summary += "\nsize and opacity grow with beta; outlined: highest-beta hit of each object"
+    if n_dims > 3:
+        summary += f"\nshowing the first 3 of {n_dims} dimensions"
+    suptitle = f"{title}\n{summary}" if title else summary
+    figsize = figsize or (5.5 * len(pairs) + 0.5, 5.0)
+    figure = Figure(figsize=figsize)
+    grid = figure.subplots(1, len(pairs), squeeze=False, gridspec_kw=margins(
+        figsize, left=1.1 if n_dims == 1 else 0.85, right=0.2, bottom=0.55,
+        top=0.2 + TITLE_LINE * len(suptitle.splitlines()), gap=0.85, columns=len(pairs)))
     for axes, pair in zip(grid[0], pairs):
         horizontal = coords[:, pair[0]]
         if len(pair) == 1:
@@ -109,12 +116,7 @@ def coordinate_space_figure(coords: np.ndarray, object_id: np.ndarray, *, beta: 
             axes.scatter(horizontal[condensation], vertical[condensation], s=CONDENSATION_MARKER_AREA,
                          c=colours[condensation, :3], edgecolors="black", linewidths=1.2)
         axes.grid(alpha=0.3)
-    summary = f"{n_hits} hits, {len(colour_of_object)} objects, {int((object_id < 0).sum())} noise hits (grey)"
-    if beta is not None:
-        summary += "\nsize and opacity grow with beta; outlined: highest-beta hit of each object"
-    if n_dims > 3:
-        summary += f"\nshowing the first 3 of {n_dims} dimensions"
-    figure.suptitle(f"{title}\n{summary}" if title else summary)
+    figure.suptitle(suptitle)
     return figure
 
 

@@ -15,9 +15,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from gravtrain.plotting.reuse import figure_with_axes
+from gravtrain.plotting.margins import margins
 
 STAGE_SHADES = ("0.93", "0.85")
+
+
+def _one_axes_margins(figsize: tuple[float, float]) -> dict[str, float]:
+    """Room for (symmetric-)log tick labels and the axis label on the left, one title line above."""
+    return margins(figsize, left=1.0, right=0.2, bottom=0.55, top=0.4)
 
 
 def _stage_spans(stage_boundaries: Sequence[float], stage_names: Sequence[str], first_step: float | None,
@@ -59,7 +64,7 @@ def _finite_steps(steps: np.ndarray) -> tuple[float | None, float | None]:
 
 def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, stage_boundaries: Sequence[float] = (),
                        stage_names: Sequence[str] = (), log_y: bool = True,
-                       figsize: tuple[float, float] = (10.0, 6.0), figure: Figure | None = None) -> Figure:
+                       figsize: tuple[float, float] = (10.0, 6.0)) -> Figure:
     """One line per loss term against the global step, with dashed lines where stages begin.
 
     Args:
@@ -71,12 +76,12 @@ def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, s
         log_y: logarithmic y axis when every finite value is positive, symmetric-log otherwise (linear
             within the smallest non-zero magnitude); linear when False.
         figsize: inches.
-        figure: an earlier figure of this function to draw into (``gravtrain.plotting.reuse``), or None.
 
     Returns:
         A ``matplotlib.figure.Figure`` with one axes.
     """
-    figure, [[axes]] = figure_with_axes(figure, "loss_curves_figure", figsize=figsize)
+    figure = Figure(figsize=figsize)
+    axes = figure.subplots(gridspec_kw=_one_axes_margins(figsize))
     kept_values, kept_steps = [], []
     for name, (steps, values) in curves.items():
         steps, values = np.asarray(steps, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
@@ -109,8 +114,7 @@ def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, s
 
 
 def schedule_figure(steps: np.ndarray, learning_rate: np.ndarray, *, stage_boundaries: Sequence[float] = (),
-                    stage_names: Sequence[str] = (), figsize: tuple[float, float] = (10.0, 4.5),
-                    figure: Figure | None = None) -> Figure:
+                    stage_names: Sequence[str] = (), figsize: tuple[float, float] = (10.0, 4.5)) -> Figure:
     """The learning rate against the global step (log y axis), with each stage shaded and named.
 
     Args:
@@ -121,7 +125,6 @@ def schedule_figure(steps: np.ndarray, learning_rate: np.ndarray, *, stage_bound
             first step (or boundary) to the last.
         stage_names: names of the stages (see the module docstring), written in the middle of each stage.
         figsize: inches.
-        figure: an earlier figure of this function to draw into (``gravtrain.plotting.reuse``), or None.
 
     Returns:
         A ``matplotlib.figure.Figure`` with one axes.
@@ -131,7 +134,8 @@ def schedule_figure(steps: np.ndarray, learning_rate: np.ndarray, *, stage_bound
     if len(steps) != len(learning_rate):
         raise ValueError(f"{len(steps)} steps but {len(learning_rate)} learning rates")
     keep = np.isfinite(steps) & np.isfinite(learning_rate) & (learning_rate > 0)
-    figure, [[axes]] = figure_with_axes(figure, "schedule_figure", figsize=figsize)
+    figure = Figure(figsize=figsize)
+    axes = figure.subplots(gridspec_kw=_one_axes_margins(figsize))
     spans = _stage_spans(stage_boundaries, stage_names, *_finite_steps(steps[keep]))
     for index, (start, end, _) in enumerate(spans):
         if end > start:

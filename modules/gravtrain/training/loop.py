@@ -80,8 +80,7 @@ class TrainResult:
             (the same records the tracker got; a resumed call also holds what the store had before it).
         seconds: wall time of this call.
         loop_seconds: wall time of the stages (batches, records, plots, checkpoints, validation).
-        loop_cpu_seconds: CPU time (user + system) of this process during the stages (the live plots' renderer
-            process ends after them: its CPU time is logged at the end of the run).
+        loop_cpu_seconds: CPU time (user + system) of this process during the stages (the live plots included).
     """
 
     run_id: str | None
@@ -137,16 +136,11 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
             run.log_start(config, stats, model_summary(model))
         trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store)
         loop_started, loop_cpu_started = time.perf_counter(), _cpu_seconds()
-        try:
-            with _graceful_interrupt() as interrupt:
-                trainer.interrupt = interrupt
-                trainer.run_stages()
-            loop_seconds, loop_cpu_seconds = time.perf_counter() - loop_started, _cpu_seconds() - loop_cpu_started
-            metrics = trainer.finish()  # the last live plots are drawn meanwhile
-        except BaseException:
-            trainer.figures.close(raise_error=False)
-            raise
-        trainer.figures.close()
+        with _graceful_interrupt() as interrupt:
+            trainer.interrupt = interrupt
+            trainer.run_stages()
+        loop_seconds, loop_cpu_seconds = time.perf_counter() - loop_started, _cpu_seconds() - loop_cpu_started
+        metrics = trainer.finish()
     return TrainResult(run_id=run.run_id, run_dir=run.run_dir, model=model, metrics=metrics,
                        stage_end_reasons=list(progress.stage_end_reasons),
                        curves=dict(trainer.recorder.curves),
