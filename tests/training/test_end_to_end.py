@@ -177,6 +177,42 @@ def test_artifacts_and_the_model_round_trip(trained):
         np.testing.assert_array_equal(expected[name].numpy(), actual[name].numpy(), err_msg=name)
 
 
+def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = 300.0):
+    """Poll ``condition`` until it returns a true value, and return that value; fail the test when ``process``
+    ends or ``timeout`` seconds pass first. The state waited for is another process's (a file it writes, a port
+    it serves), so there is no event to wait on: between polls, the wait for the process to end is the pause."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout:.0f} s")
+        try:
+            process.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            continue
+        pytest.fail(f"the process ended (exit code {process.returncode}) before {what}")
+
+
+def read_json_url(url: str):
+    """The JSON an HTTP GET of ``url`` returns, or None while nothing answers there."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)
+    except OSError:
+        return None
+
+
+def run_checkpointed_at(checkpoints: Path, step: int) -> Path | None:
+    """The run directory whose latest checkpoint (``latest`` is replaced atomically) is at ``step`` or later."""
+    for latest in checkpoints.glob("*/latest"):
+        progress = json.loads((latest.parent / latest.read_text().strip() / "progress.json").read_text())
+        if progress["step"] >= step:
+            return latest.parent
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -193,16 +229,7 @@ def test_mlflow_server_serves_the_params_over_rest(trained):
                               stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={result.run_id}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    payload = json.load(response)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(1)
+        payload = wait_for(lambda: read_json_url(url), server, "the MLflow server answering", timeout=120)
         params = {p["key"]: p["value"] for p in payload["run"]["data"]["params"]}
         assert params["Training.1.learning_rate"] == "0.0001"
         assert params["Architecture.gravnet.0.n"] == "6"
@@ -217,19 +244,11 @@ def test_resume_after_sigkill_logs_every_step_once(tmp_path):
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(train_command(config), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
-    checkpoints = tmp_path / "checkpoints"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:  # kill once a mid-run checkpoint exists
-        found = list(checkpoints.glob("*/latest"))
-        if found:
-            progress = json.loads((found[0].parent / found[0].read_text().strip() / "progress.json").read_text())
-            if progress["step"] >= 6:
-                break
-        time.sleep(0.2)
-    assert process.poll() is None, "training ended before it could be killed"
+    # kill once a mid-run checkpoint exists
+    run_dir = wait_for(lambda: run_checkpointed_at(tmp_path / "checkpoints", 6), process, "a checkpoint at step 6")
     process.send_signal(signal.SIGKILL)
-    process.wait()
-    run_id = found[0].parent.name
+    process.wait(timeout=60)
+    run_id = run_dir.name
 
     resumed = subprocess.run(train_command(config, "--resume", run_id), cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=600)
@@ -373,9 +392,7 @@ def test_ctrl_c_writes_a_checkpoint_and_ends_the_run_killed(tmp_path):
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(train_command(config), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not list((tmp_path / "checkpoints").glob("*/latest")):
-        time.sleep(0.2)
+    wait_for(lambda: list((tmp_path / "checkpoints").glob("*/latest")), process, "a first checkpoint")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
