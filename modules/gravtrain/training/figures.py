@@ -17,7 +17,6 @@ stages' first steps are kept in the checkpoint's ``Progress``.
 from __future__ import annotations
 
 import io
-import logging
 
 import keras
 import numpy as np
@@ -28,8 +27,6 @@ from gravtrain.config.schema import Config
 from gravtrain.data import EventStore, batch_element_spec
 from gravtrain.evaluation import busiest_event
 from gravtrain.plotting import coordinate_space_figure, loss_curves_figure, schedule_figure
-
-logger = logging.getLogger(__name__)
 
 #: zlib level of the PNGs: 1 (of 9; matplotlib's default is 6) encodes about three times faster for files about
 #: a tenth larger.
