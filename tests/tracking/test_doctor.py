@@ -123,7 +123,6 @@ def doctor(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_the_command_reports_then_fixes(store):
     root, _, runs = store
     (run_dir(root, runs, "first2") / "metrics" / "physics" / "n_truth").write_text("")
-    time.sleep(0.01)
     report = doctor(str(root), cwd=root.parent)
     assert report.returncode == 1 and "1 damaged file(s)" in report.stdout
     assert "runs doctor" in report.stderr and "--fix" in report.stderr and "Traceback" not in report.stderr

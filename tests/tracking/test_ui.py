@@ -42,6 +42,10 @@ def test_url():
     assert ui_url("127.0.0.1", 5000) == "http://127.0.0.1:5000" and ui_url("::1", 80) == "http://[::1]:80"
 
 
+#: How long a signal sent to this process may take to reach its handler.
+SIGNAL_DEADLINE_SECONDS = 30
+
+
 class FakeServer:
     """Stands in for the ``mlflow server`` process: ``wait`` raises Ctrl-C (or sends gravtrain ``signalled``)
     first when asked to; ``serving``: whether it answers on its port before exiting."""
@@ -58,7 +62,10 @@ class FakeServer:
     def wait(self, timeout=None):
         if self.signalled and not self.signals:
             os.kill(os.getpid(), self.signalled)
-            time.sleep(1)  # the handler raises here
+            # The handler raises out of this wait (a sleep a signal handler's exception interrupts); if it
+            # does not within the deadline, the test fails here.
+            time.sleep(SIGNAL_DEADLINE_SECONDS)
+            raise AssertionError(f"signal {self.signalled} did not reach serve_ui's handler")
         if self.interrupted and not self.signals:
             raise KeyboardInterrupt
         self.done = True
