@@ -243,7 +243,8 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    validated = resolve_config(args.config, args.overrides, args.explicit)  # fail fast, before TensorFlow loads
+    # Fail fast, before TensorFlow loads; quietly, since train() reads the file again and reports its defaults.
+    validated = resolve_config(args.config, args.overrides, args.explicit, quiet=True)
     log.info("%s is valid: %d stage(s), %d epochs in all.", args.config, len(validated.config.Training),
              sum(stage.epochs for stage in validated.config.Training))
     from gravtrain.tracking.errors import StoreWriteError, TrackingError

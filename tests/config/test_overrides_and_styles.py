@@ -145,6 +145,14 @@ def test_name_defaults_to_the_file_stem_and_is_logged_as_a_default(caplog):
     assert validated.config.to_dict()["General"]["name"] == "field_style"
 
 
+def test_a_quiet_read_reports_no_default_but_returns_it(caplog):
+    """``gravtrain train`` checks the file quietly before TensorFlow loads, and train() reports the default once."""
+    with caplog.at_level(logging.INFO, logger="gravtrain.config"):
+        validated = resolve_config(FIELD_STYLE_FILE, quiet=True)
+    assert validated.file_stem_defaults == [(("General", "name"), "field_style")]
+    assert not [r for r in caplog.records if "General.name" in r.getMessage()]
+
+
 def test_name_default_is_listed_by_explicit_mode(write_config):
     path = write_config(MINIMAL.replace("  name: minimal\n", "  seed: 3\n"), name="no-name.v2.yaml")
     with pytest.raises(ConfigError) as info:

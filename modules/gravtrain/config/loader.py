@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Any, Iterable
 
+import logging
+
 import yaml
 
 from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
@@ -12,6 +14,8 @@ from gravtrain.config.fields import section_keys
 from gravtrain.config.schema import Config, Stage
 from gravtrain.config.validate import Validated, dotted, validate_section
 from gravtrain.config.yaml_reader import MAX_YAML_CHARACTERS, LoadedYaml, Path, parse_scalar, read_yaml_text
+
+logger = logging.getLogger(__name__)
 
 
 def load_config(path: str | FilePath, overrides: Iterable[str] = (), explicit: bool = False) -> Config:
@@ -30,8 +34,10 @@ def load_config(path: str | FilePath, overrides: Iterable[str] = (), explicit: b
     return resolve_config(path, overrides, explicit).config
 
 
-def resolve_config(path: str | FilePath, overrides: Iterable[str] = (), explicit: bool = False) -> Validated:
-    """Like `load_config`, but also returns which keys took their defaults."""
+def resolve_config(path: str | FilePath, overrides: Iterable[str] = (), explicit: bool = False, *,
+                   quiet: bool = False) -> Validated:
+    """Like `load_config`, but also returns which keys took their defaults. Logs the keys that default to the
+    file's stem (``General.name``) unless ``quiet`` (a check before the same file is read again)."""
     filename = str(path)
     loaded = _read_file(filename)
     if loaded.data is None and loaded.issues:  # unreadable, or a syntax error: nothing more to check
@@ -46,6 +52,9 @@ def resolve_config(path: str | FilePath, overrides: Iterable[str] = (), explicit
         raise ConfigError(issues)
     if explicit and validated.defaulted:
         raise explicit_mode_error(validated, filename)
+    if not quiet:
+        for key_path, stem in validated.file_stem_defaults:
+            logger.info("%s is not set: it defaults to '%s', the name of %s.", dotted(key_path), stem, filename)
     return validated
 
 

@@ -18,7 +18,6 @@ The rules, all driven by the schema's annotations and `KeySpec`s:
 from __future__ import annotations
 
 import difflib
-import logging
 import math
 import types
 import typing
@@ -41,7 +40,6 @@ from gravtrain.config.fields import (
 )
 from gravtrain.config.yaml_reader import Path, nearest_origin
 
-logger = logging.getLogger(__name__)
 
 
 class _Invalid:
@@ -53,10 +51,12 @@ INVALID: Any = _Invalid()
 
 @dataclass
 class Validated:
-    """The outcome of `validate_section`: the Config and the keys that fell back to their defaults."""
+    """The outcome of `validate_section`: the Config, the keys that fell back to their defaults, and those of
+    them whose default is the config file's stem (reported to the user by whoever read the file)."""
 
     config: Any
     defaulted: list[tuple[Path, Any]] = field(default_factory=list)
+    file_stem_defaults: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def validate_section(root: type, data: Any, origins: dict[Path, Origin] | None = None,
@@ -81,9 +81,7 @@ def validate_section(root: type, data: Any, origins: dict[Path, Origin] | None =
     config = checker.section(root, data, ())
     if checker.issues:
         raise ConfigError(checker.issues)
-    for path, value in checker.file_stem_defaults:
-        logger.info("%s is not set: it defaults to '%s', the name of %s.", dotted(path), value, filename)
-    return Validated(config, checker.defaulted)
+    return Validated(config, checker.defaulted, checker.file_stem_defaults)
 
 
 def _and_list(names: list[str]) -> str:
