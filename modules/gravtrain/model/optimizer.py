@@ -13,12 +13,12 @@ of the section reach the Keras class by their own names, each one that its const
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 
 import keras
 
 from gravtrain.config.schema import Optimizer
+from gravtrain.model.stage_options import section_values
 
 #: ``Optimizer.name`` -> the Keras class.
 OPTIMIZERS = {
@@ -33,8 +33,8 @@ def optimizer_arguments(options: Optimizer) -> dict:
     """The keys of ``options`` that the constructor of ``OPTIMIZERS[options.name]`` takes, by name (null ones
     left out, so the optimizer keeps its own default); ``name`` chooses the class and is no argument."""
     parameters = inspect.signature(OPTIMIZERS[options.name]).parameters
-    values = {field.name: getattr(options, field.name) for field in dataclasses.fields(options) if field.name != "name"}
-    return {name: value for name, value in values.items() if name in parameters and value is not None}
+    return {name: value for name, value in section_values(options).items()
+            if name != "name" and name in parameters and value is not None}
 
 
 def make_optimizer(options: Optimizer, learning_rate: float) -> keras.optimizers.Optimizer:
