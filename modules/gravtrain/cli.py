@@ -67,6 +67,23 @@ def _port_number(text: str) -> int:
     return port
 
 
+def _positive_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count} is not a count: give 1 or more")
+    return count
+
+
+def _device_list(text: str) -> tuple[str, ...]:
+    devices = tuple(part.strip() for part in text.split(","))
+    if not all(part.isdigit() for part in devices):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of GPU indices such as 0,1")
+    return devices
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gravtrain",
@@ -95,6 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
                             "checkpoint directory)")
     train.add_argument("--no-tracking", action="store_true", help="train without an MLflow run")
     train.set_defaults(run=run_train)
+
+    tune = commands.add_parser(
+        "tune", help="run a sweep (Optuna): check it against its base config, train its trials, report the best")
+    tune.add_argument("sweep", help="the sweep YAML file (configs/sweeps/*.yaml)")
+    tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a key of the base config (not a swept one); repeatable")
+    tune.add_argument("--dry-run", action="store_true",
+                      help="print exactly what the sweep may train (points, counts, model sizes) and stop")
+    tune.add_argument("--workers", type=_positive_count, default=1, metavar="N",
+                      help="trials at once, each in its own process (default 1: in this process)")
+    tune.add_argument("--devices", type=_device_list, default=(), metavar="0,1",
+                      help="GPUs to share among the workers: worker i sees only the i-th (round robin)")
+    tune.add_argument("--storage", metavar="URL",
+                      help="Optuna storage: a database URL (sqlite:///sweeps.db, postgresql://...) or a journal "
+                           "file; default: a journal file beside the MLflow store. Processes on several machines "
+                           "with the same storage and sweep file share one study")
+    tune.add_argument("--resume", action="store_true",
+                      help="continue a sweep whose processes were stopped: their running trials are run again")
+    tune.add_argument("--report", action="store_true",
+                      help="report on the sweep as it stands (best trial, table, figures) and stop")
+    tune.set_defaults(run=run_tune)
 
     ui = commands.add_parser("ui", help="browse the runs: start `mlflow server` on the tracking store")
     ui.add_argument("--store", metavar="URI",
@@ -137,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("check", "schema", "train", "evaluate", "simulate", "ui", "runs")
+COMMANDS = ("check", "schema", "train", "tune", "evaluate", "simulate", "ui", "runs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,6 +243,10 @@ def _lazy_user_errors(command: str) -> tuple[type[Exception], ...]:
         from gravtrain.training import ResumeError
 
         return (ResumeError,)
+    if command == "tune":
+        from gravtrain.tune import StudyError
+
+        return (StudyError,)
     return ()
 
 
@@ -271,6 +313,30 @@ def run_train(args: argparse.Namespace) -> int:
         log.info("MLflow run %s; browse it with `gravtrain ui`", result.run_id)
     log.info("model saved as %s", result.run_dir / "model.keras")
     return EXIT_OK
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    if args.dry_run and (args.resume or args.report):
+        log.error("--dry-run trains nothing and reads no study; drop --resume/--report.")
+        return EXIT_USAGE
+    from gravtrain.tune import tune
+
+    outcome = tune(args.sweep, args.overrides, dry_run=args.dry_run, workers=args.workers, storage=args.storage,
+                   resume=args.resume, devices=args.devices, report_only=args.report)
+    if args.dry_run:
+        sys.stdout.write(outcome.dry_run_text)
+        return EXIT_OK
+    if outcome.report_text:
+        sys.stdout.write(outcome.report_text)
+    if args.report or outcome.complete:
+        log.info("study '%s' in %s; parent MLflow run %s", outcome.study_name, outcome.storage,
+                 outcome.parent_run_id)
+        return EXIT_OK
+    census = outcome.census
+    log.warning("%d of %d trials finished, %d still running elsewhere. If their processes stopped, "
+                "`gravtrain tune %s --resume` runs them again.", census.finished, outcome.n_trials,
+                census.running, args.sweep)
+    return EXIT_FAILED
 
 
 def _default_store(given: str | None) -> str:

@@ -62,17 +62,19 @@ def _sort_key(issue: ConfigIssue) -> tuple:
 class ConfigError(Exception):
     """A config could not be accepted. ``errors`` holds one `ConfigIssue` per mistake, sorted by line.
 
-    ``hint`` is optional extra text for the user (e.g. the YAML to paste in explicit mode).
+    ``hint`` is optional extra text for the user (e.g. the YAML to paste in explicit mode); ``subject`` names
+    what was read ("config", "sweep file", ...) in the first line.
     """
 
-    def __init__(self, errors: list[ConfigIssue], hint: str | None = None):
+    def __init__(self, errors: list[ConfigIssue], hint: str | None = None, subject: str = "config"):
         self.errors = sorted(errors, key=_sort_key)
         self.hint = hint
+        self.subject = subject
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
         n = len(self.errors)
-        head = f"{n} error{'s' if n != 1 else ''} in config:"
+        head = f"{n} error{'s' if n != 1 else ''} in {self.subject}:"
         body = "\n".join(f"  {issue}" for issue in self.errors)
         text = f"{head}\n{body}"
         if self.hint:

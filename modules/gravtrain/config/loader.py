@@ -37,13 +37,36 @@ def load_config(path: str | FilePath, overrides: Iterable[str] = (), explicit: b
 def resolve_config(path: str | FilePath, overrides: Iterable[str] = (), explicit: bool = False, *,
                    quiet: bool = False) -> Validated:
     """Like `load_config`, but also returns which keys took their defaults. Logs the keys that default to the
-    file's stem (``General.name``) unless ``quiet`` (a check before the same file is read again)."""
+    file's stem (``General.name``) unless ``quiet`` (a check before the same file is read again).
+
+    A config that still holds `SWEEP_MARKER` values is refused: those values come from a sweep file."""
     filename = str(path)
+    loaded, issues = read_config_data(filename, overrides)
+    markers = sweep_markers(loaded)
+    if markers:
+        raise marker_error(markers, filename)
+    return validate_config_data(loaded, filename, issues, explicit=explicit, quiet=quiet)
+
+
+def read_config_data(filename: str, overrides: Iterable[str] = ()) -> tuple[LoadedYaml, list[ConfigIssue]]:
+    """A config file's plain data and origins, in the plain stage style, with ``overrides`` applied, before
+    validation; and the issues met on the way (a duplicate key, a bad override), for `validate_config_data`.
+
+    Raises:
+        ConfigError: the file cannot be read or is no YAML; nothing more can be checked.
+    """
     loaded = _read_file(filename)
     if loaded.data is None and loaded.issues:  # unreadable, or a syntax error: nothing more to check
         raise ConfigError(loaded.issues)
     normalise_legacy_stages(loaded)
-    issues = loaded.issues + apply_overrides(loaded, overrides)  # e.g. duplicate keys: keep checking the rest
+    return loaded, loaded.issues + apply_overrides(loaded, overrides)  # e.g. duplicate keys: keep checking
+
+
+def validate_config_data(loaded: LoadedYaml, filename: str, issues: Iterable[ConfigIssue] = (), *,
+                         explicit: bool = False, quiet: bool = False) -> Validated:
+    """Validate data from `read_config_data` (perhaps changed since, e.g. a sweep's values put in), reporting
+    ``issues`` together with the validator's own."""
+    issues = list(issues)
     try:
         validated = validate_section(Config, loaded.data, loaded.origins, filename)
     except ConfigError as exc:
@@ -56,6 +79,41 @@ def resolve_config(path: str | FilePath, overrides: Iterable[str] = (), explicit
         for key_path, stem in validated.file_stem_defaults:
             logger.info("%s is not set: it defaults to '%s', the name of %s.", dotted(key_path), stem, filename)
     return validated
+
+
+# ------------------------------------------------------------------------------------ sweep markers
+SWEEP_MARKER = "sweep"
+"""The value that marks a key of a sweep's base config as set by the sweep (``learning_rate: sweep``)."""
+
+
+def sweep_markers(loaded: LoadedYaml) -> list[tuple[Path, Origin | None]]:
+    """Every key path whose value is `SWEEP_MARKER`, with where it was written, in file order."""
+    found: list[tuple[Path, Origin | None]] = []
+
+    def walk(node: Any, path: Path) -> None:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                walk(value, path + (name,))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, path + (index,))
+        elif node == SWEEP_MARKER:
+            found.append((path, loaded.origin_of(path)))
+
+    walk(loaded.data, ())
+    return found
+
+
+def marker_error(markers: list[tuple[Path, Origin | None]], filename: str) -> ConfigError:
+    """What `gravtrain train` (or check, evaluate) says of a sweep's base config: each marker at its line."""
+    issues = [ConfigIssue(dotted(path), f"holds '{SWEEP_MARKER}': this value comes from a sweep.",
+                          origin.file if origin else filename, origin.line if origin else None)
+              for path, origin in markers]
+    keys = ", ".join(dotted(path) for path, _ in markers)
+    return ConfigError(issues, hint=(
+        f"{filename} is the base config of a sweep: {keys} {'is' if len(markers) == 1 else 'are'} set by the "
+        f"sweep file. Run the sweep with `gravtrain tune SWEEP.yaml`, or give each a value (in the file, or with "
+        f"--set KEY=VALUE) to train one model."))
 
 
 def _read_file(filename: str) -> LoadedYaml:

@@ -37,6 +37,14 @@ DEFAULT_ENERGY_BINS: tuple[float, ...] = tuple(np.geomspace(1.0, 200.0, 11).toli
 """Ten log-spaced true-energy bins from 1 to 200 GeV."""
 
 
+#: The names of `PhysicsMetrics.to_dict`, logged as ``physics/<name>`` (``pid_accuracy``, last, with PID only).
+SCALAR_METRIC_NAMES = (
+    "efficiency", "fake_rate", "response", "resolution", "efficiency_all", "fake_rate_all", "response_all",
+    "resolution_all", "energy_threshold", "n_events", "n_truth", "n_showers", "n_matched", "n_truth_above",
+    "n_showers_above", "n_matched_above", "pid_accuracy",
+)
+
+
 @dataclass(frozen=True, eq=False)
 class ShowerMetrics:
     """Efficiency, fake rate, energy response and resolution, overall and in B bins of true energy.
@@ -96,20 +104,8 @@ class ShowerMetrics:
         ``efficiency``, ``fake_rate``, ``response`` and ``resolution`` are above ``energy_threshold`` (also in
         the dict), the ``*_all`` ones over all energies.
         """
-        scalars = {
-            "efficiency": self.efficiency, "fake_rate": self.fake_rate,
-            "response": self.response, "resolution": self.resolution,
-            "efficiency_all": self.efficiency_all, "fake_rate_all": self.fake_rate_all,
-            "response_all": self.response_all, "resolution_all": self.resolution_all,
-            "energy_threshold": self.energy_threshold,
-            "n_events": self.n_events, "n_truth": self.n_truth,
-            "n_showers": self.n_showers, "n_matched": self.n_matched,
-            "n_truth_above": self.n_truth_above, "n_showers_above": self.n_showers_above,
-            "n_matched_above": self.n_matched_above,
-        }
-        if self.pid_confusion is not None:
-            scalars["pid_accuracy"] = self.pid_accuracy
-        return {name: float(value) for name, value in scalars.items()}
+        names = SCALAR_METRIC_NAMES if self.pid_confusion is not None else SCALAR_METRIC_NAMES[:-1]
+        return {name: float(getattr(self, name)) for name in names}
 
 
 def _ratio(numerator: float, denominator: float) -> float:

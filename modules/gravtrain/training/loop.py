@@ -25,6 +25,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping
 
 import keras
 import numpy as np
@@ -58,6 +59,10 @@ logger = logging.getLogger(__name__)
 SKIPPED_EVENTS_WARNING = 0.01
 
 
+EpochEnd = Callable[[int, Mapping[str, float]], "str | None"]
+"""``epoch_end(epoch, metrics)`` of `train`: None goes on; a string stops training with that reason."""
+
+
 class NonFiniteLossError(RuntimeError):
     """Training met a non-finite loss term or gradient; the message names it, the step and the checkpoint."""
 
@@ -75,7 +80,8 @@ class TrainResult:
         run_dir: the run's checkpoint directory (``model.keras`` is saved there too).
         model: the trained model.
         metrics: the final validation losses and physics metrics by name.
-        stage_end_reasons: why each stage ended ("epochs", "early_stopping", "stop_below").
+        stage_end_reasons: why each stage ended ("epochs", "early_stopping", "stop_below", or the reason an
+            ``epoch_end`` callback gave, e.g. "pruned").
         curves: every metric recorded for the run, as name -> (steps, values), e.g. ``curves["objective"]``
             (the same records the tracker got; a resumed call also holds what the store had before it).
         seconds: wall time of this call.
@@ -95,7 +101,8 @@ class TrainResult:
 
 
 def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | None = None,
-          explicit: bool = False) -> TrainResult:
+          explicit: bool = False, run_name: str | None = None, tags: Mapping[str, str] | None = None,
+          epoch_end: EpochEnd | None = None) -> TrainResult:
     """Train a config end to end (module docstring).
 
     Args:
@@ -105,6 +112,11 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
         resume: an MLflow run ID (or, with tracking off, a checkpoint directory) to continue from its latest
             checkpoint.
         explicit: refuse a config in which any key took its default.
+        run_name: the MLflow run's name (default: ``Tracking.run_name``, else ``General.name``).
+        tags: more tags of a new run, e.g. ``mlflow.parentRunId`` to nest it under another run (a sweep's).
+        epoch_end: called after each epoch's records with the epoch (1-based) and its metrics (``epoch/*``,
+            ``val/*``, ``physics/*``); a string it returns stops training after this epoch, with that string as
+            the stage's end reason (a sweep's pruner returns "pruned"). The model is still saved and evaluated.
 
     Raises:
         ConfigError: the config is wrong; nothing was trained.
@@ -126,7 +138,8 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
     optimizer.build(model.trainable_variables)
     loss = build_loss(config, 0)
 
-    with open_run(config, config_path, config_bytes, tracking=tracking, resume=resume) as run:
+    with open_run(config, config_path, config_bytes, tracking=tracking, resume=resume, run_name=run_name,
+                  tags=tags) as run:
         progress = ckpt.Progress()
         if run.resumed_from is not None:
             progress = ckpt.restore_checkpoint(run.resumed_from, model, optimizer)
@@ -135,6 +148,7 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
         else:
             run.log_start(config, stats, model_summary(model))
         trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store)
+        trainer.epoch_end = epoch_end
         loop_started, loop_cpu_started = time.perf_counter(), _cpu_seconds()
         with _graceful_interrupt() as interrupt:
             trainer.interrupt = interrupt
@@ -204,6 +218,8 @@ class _StagedTrainer:
         self.step = TrainingStep(model, loss, optimizer)
         self.interrupt = threading.Event()
         self.last_val: dict[str, float] = {}
+        self.epoch_end: EpochEnd | None = None
+        self.stop_reason: str | None = None  # set by epoch_end: no further epoch or stage
 
     # ------------------------------------------------------------------ stages
     def run_stages(self) -> None:
@@ -217,7 +233,7 @@ class _StagedTrainer:
             name = config.stage_name(index)
             self.run.tracker.set_tags({f"gravtrain.stage_{index + 1}.end_reason": reason})
             logger.info("stage %s ended (%s) after epoch %d, step %d", name, reason, progress.epoch, progress.step)
-            if index + 1 < len(config.Training):
+            if index + 1 < len(config.Training) and self.stop_reason is None:
                 progress.start_stage(index + 1)
             else:
                 progress.stage, progress.finished = index + 1, True
@@ -246,6 +262,8 @@ class _StagedTrainer:
         while progress.stage_epoch < stage.epochs:
             stopped_below = self._train_epoch(index, batcher)
             self._end_epoch(index)
+            if self.stop_reason is not None:
+                return self.stop_reason
             if stopped_below:
                 return "stop_below"
             early = stage.early_stopping
@@ -343,6 +361,8 @@ class _StagedTrainer:
                         progress.epoch, physics.energy_threshold, physics.efficiency, physics.fake_rate,
                         physics.response)
         self.recorder.record(epoch_metrics, step=progress.epoch)
+        if self.epoch_end is not None:
+            self.stop_reason = self.epoch_end(progress.epoch, epoch_metrics)
         logger.info("epoch %d: objective %.4g, validation loss %.4g, %.0f hits/s", progress.epoch,
                     epoch_metrics.get("epoch/objective", math.nan), validation.get("loss/total", math.nan),
                     averages.hits_per_second)

@@ -17,6 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import keras
 import numpy as np
@@ -156,8 +157,9 @@ def model_signature(model: keras.Model):
 
 @contextmanager
 def open_run(config: Config, config_path: Path | None, config_bytes: bytes | None, *, tracking: bool,
-             resume: str | None):
-    """The run of a training call as a context: yields a :class:`RunContext`; sets the final status on exit."""
+             resume: str | None, run_name: str | None = None, tags: Mapping[str, str] | None = None):
+    """The run of a training call as a context: yields a :class:`RunContext`; sets the final status on exit.
+    ``run_name`` and ``tags`` name and tag a new run (a resumed one keeps its own)."""
     checkpoint_root = Path(config.Tracking.checkpoint_dir)
     config_arg = str(config_path) if config_path is not None else "CONFIG"
     if tracking:
@@ -168,7 +170,7 @@ def open_run(config: Config, config_path: Path | None, config_bytes: bytes | Non
         try:
             tracker = MlflowTracker.start(
                 tracking_uri=uri, experiment=config.Tracking.experiment or config.General.experiment,
-                run_name=config.Tracking.run_name or config.General.name, resume_run_id=resume,
+                run_name=run_name or config.Tracking.run_name or config.General.name, resume_run_id=resume,
                 description=config.General.description_string or None)
         except TrackingError as exc:
             raise ResumeError(str(exc)) from None
@@ -197,9 +199,10 @@ def open_run(config: Config, config_path: Path | None, config_bytes: bytes | Non
                 context.replay_unwritten_metrics()
                 context.history = tracker.metric_histories()
             else:
-                tags = provenance_tags(config_path, config_bytes)
-                tags.update(dict(config.Tracking.tags))
-                tracker.set_tags(tags)
+                tags_of_run = provenance_tags(config_path, config_bytes)
+                tags_of_run.update(dict(config.Tracking.tags))
+                tags_of_run.update(tags or {})
+                tracker.set_tags(tags_of_run)
                 if config_bytes is not None:
                     tracker.log_bytes(config_bytes, f"config/{config_path.name if config_path else 'config.yaml'}")
             logger.info("run %s; checkpoints in %s", tracker.run_id or "(no tracking)", run_dir)

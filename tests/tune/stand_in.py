@@ -1,0 +1,79 @@
+"""A fast stand-in for `gravtrain.train` in the sweep tests of the Optuna driver (resume, shared storage,
+repeats, pruning, failures): it opens a real MLflow run with the same params and tags a training run gets and
+logs an objective computed from the config, in milliseconds. The driver does not know the difference; one
+end-to-end test (test_sweeps.py) trains for real.
+
+    objective = (log10(learning_rate) + 2.5)^2 + seed / 1000
+
+so the best learning rate is 10^-2.5, and each repeat (seed) shifts the value by a known amount.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Seconds each stand-in training takes (set by a test through the environment, for the kill test).
+SECONDS_ENV = "GRAVTRAIN_TEST_STAND_IN_SECONDS"
+#: A learning rate at which the stand-in raises, to test a failing trial.
+FAIL_AT_ENV = "GRAVTRAIN_TEST_STAND_IN_FAIL_AT"
+
+
+@dataclass
+class StandInResult:
+    run_id: str | None
+    metrics: dict = field(default_factory=dict)
+    curves: dict = field(default_factory=dict)
+    stage_end_reasons: list = field(default_factory=list)
+
+
+def objective_of(config) -> float:
+    return (math.log10(config.Training[0].learning_rate) + 2.5) ** 2 + config.General.seed / 1000
+
+
+def stand_in_train(config, *, run_name=None, tags=None, epoch_end=None):
+    from gravtrain.tracking import MlflowTracker, flatten_params, resolve_tracking_uri
+
+    if os.environ.get(FAIL_AT_ENV) and config.Training[0].learning_rate == float(os.environ[FAIL_AT_ENV]):
+        raise FloatingPointError("non-finite loss (stand-in)")
+    tracker = MlflowTracker.start(tracking_uri=resolve_tracking_uri(config.Tracking),
+                                  experiment=config.Tracking.experiment or config.General.experiment,
+                                  run_name=run_name or config.General.name)
+    with tracker:
+        tracker.set_tags(dict(tags or {}))
+        tracker.log_params(flatten_params(config.to_dict()))
+        value = objective_of(config)
+        reasons = ["epochs"]
+        for epoch in (1, 2, 3):
+            time.sleep(float(os.environ.get(SECONDS_ENV, "0")) / 3)
+            epoch_value = value + (3 - epoch)
+            tracker.log_metrics({"val/objective": epoch_value}, step=epoch)
+            if epoch_end is not None and epoch_end(epoch, {"val/objective": epoch_value}):
+                reasons = ["pruned"]
+                break
+        tracker.flush(wait=True)
+    return StandInResult(run_id=tracker.run_id, metrics={"val/objective": value}, stage_end_reasons=reasons)
+
+
+def run_sweep_in_this_process(directory: str, sweep: str, *options: str) -> None:
+    """``gravtrain tune SWEEP [--resume] [--report]`` with the stand-in, run from ``directory`` (for a
+    subprocess: ``python -c 'from tests.tune.stand_in import ...'``)."""
+    os.chdir(directory)
+    from gravtrain.cli import _configure_logging
+    from gravtrain.tune import tune
+
+    _configure_logging(False)
+    outcome = tune(sweep, resume="--resume" in options, trainer=stand_in_train)
+    sys.stdout.write(outcome.report_text)
+
+
+def sweep_command(directory: Path, sweep: Path, *options: str) -> list[str]:
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from tests.tune.stand_in import run_sweep_in_this_process; "
+            f"run_sweep_in_this_process({str(directory)!r}, {str(sweep)!r}, *{list(options)!r})")
+    return [sys.executable, "-c", code]
