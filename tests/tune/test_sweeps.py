@@ -140,7 +140,7 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
         "Training.0.learning_rate": {"choice": [1.0e-3, 1.0e-2]}, "Architecture.dense_final.0.n": {"choice": [8]}}})
     text = yaml.safe_load(sweep.read_text())
     del text["trials"]
-    sweep.write_text(yaml.safe_dump(text))
+    sweep.write_text(yaml.safe_dump(text, sort_keys=False))
     monkeypatch.setenv(FAIL_AT_ENV, "0.01")
     outcome = tune_here(tmp_path, sweep)
     study = study_of(tmp_path)
@@ -230,7 +230,7 @@ def test_the_dry_run_prints_the_set_and_trains_nothing(tmp_path):
         "Training.0.learning_rate": {"choice": [1.0e-3, 1.0e-2]}, "Architecture.dense_final.0.n": {"choice": [8, 32]}}})
     text = yaml.safe_load(sweep.read_text())
     del text["trials"]
-    sweep.write_text(yaml.safe_dump(text))
+    sweep.write_text(yaml.safe_dump(text, sort_keys=False))
     done = subprocess.run([sys.executable, str(REPO / "config_trainer.py"), "tune", str(sweep), "--dry-run"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
