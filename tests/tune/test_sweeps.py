@@ -133,6 +133,10 @@ def test_repeats_train_each_point_with_distinct_seeds_and_the_objective_is_their
         assert trial.value == pytest.approx(sum(values) / 2)
         assert trial_run.data.metrics["val/objective"] == pytest.approx(trial.value)
         assert trial_run.data.metrics["val/objective_std"] > 0
+    best = min(study.trials, key=lambda t: t.value)
+    report = tune_here(tmp_path, sweep, report_only=True).report_text  # --report: the same study, read again
+    assert report.startswith("2 of 2 trials finished: 2 complete") and f"best: trial {best.number}" in report
+    assert f"+- {0.001 / 2 ** 0.5:.4g}" in report  # the spread of seeds 5 and 6: stdev of (x, x + 0.001)
 
 
 def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
