@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 SECONDS_ENV = "GRAVTRAIN_TEST_STAND_IN_SECONDS"
 #: A learning rate at which the stand-in raises, to test a failing trial.
 FAIL_AT_ENV = "GRAVTRAIN_TEST_STAND_IN_FAIL_AT"
+#: A learning rate at which the stand-in is interrupted (Ctrl-C), once: it removes the variable.
+INTERRUPT_AT_ENV = "GRAVTRAIN_TEST_STAND_IN_INTERRUPT_AT"
 
 
 @dataclass
@@ -42,6 +44,9 @@ def stand_in_train(config, *, run_name=None, tags=None, epoch_end=None):
 
     if os.environ.get(FAIL_AT_ENV) and config.Training[0].learning_rate == float(os.environ[FAIL_AT_ENV]):
         raise FloatingPointError("non-finite loss (stand-in)")
+    if os.environ.get(INTERRUPT_AT_ENV) and config.Training[0].learning_rate == float(os.environ[INTERRUPT_AT_ENV]):
+        del os.environ[INTERRUPT_AT_ENV]
+        raise KeyboardInterrupt
     tracker = MlflowTracker.start(tracking_uri=resolve_tracking_uri(config.Tracking),
                                   experiment=config.Tracking.experiment or config.General.experiment,
                                   run_name=run_name or config.General.name)

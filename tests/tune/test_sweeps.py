@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.training.test_end_to_end import TINY, client_for, wait_for
-from tests.tune.stand_in import FAIL_AT_ENV, SECONDS_ENV, stand_in_train, sweep_command
+from tests.tune.stand_in import FAIL_AT_ENV, INTERRUPT_AT_ENV, SECONDS_ENV, stand_in_train, sweep_command
 
 pytestmark = pytest.mark.slow
 
@@ -153,6 +153,25 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
     failed = next(t for t in study.trials if t.state.name == "FAIL")
     assert "FloatingPointError: non-finite loss" in failed.user_attrs["gravtrain.fail_reason"]
     assert "trial 1 failed" in outcome.report_text or "trial 0 failed" in outcome.report_text
+
+
+def test_an_interrupted_trial_is_trained_again_by_the_resume(tmp_path, monkeypatch):
+    sweep = write_sweep(tmp_path, {"sampler": "grid", "parameters": {
+        "Training.0.learning_rate": {"choice": [1.0e-3, 1.0e-2, 1.0e-4]}, "Architecture.dense_final.0.n": {"choice": [8]}}})
+    text = yaml.safe_load(sweep.read_text())
+    del text["trials"]
+    sweep.write_text(yaml.safe_dump(text, sort_keys=False))
+    monkeypatch.setenv(INTERRUPT_AT_ENV, "0.01")
+    with pytest.raises(KeyboardInterrupt):
+        tune_here(tmp_path, sweep)
+    study = study_of(tmp_path)
+    assert [t.state.name for t in study.trials[:2]] == ["COMPLETE", "FAIL"]
+    assert study.trials[1].user_attrs["gravtrain.set_aside"] == "requeued"
+    outcome = tune_here(tmp_path, sweep, resume=True)
+    assert outcome.complete and outcome.census.complete == 3
+    study = study_of(tmp_path)
+    trained = sorted(t.params["Training.0.learning_rate"] for t in study.trials if t.state.name == "COMPLETE")
+    assert trained == [1.0e-4, 1.0e-3, 1.0e-2]
 
 
 def test_the_median_pruner_stops_trials_that_trail(tmp_path):

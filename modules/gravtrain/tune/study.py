@@ -31,6 +31,7 @@ SET_ASIDE = "gravtrain.set_aside"
 HOST = "gravtrain.host"
 PID = "gravtrain.pid"
 HEARTBEAT = "gravtrain.heartbeat"
+REQUEUE_OF = "gravtrain.requeue_of"
 #: Seconds between a running trial's heartbeats, and after which a silent one counts as dead (--resume).
 HEARTBEAT_SECONDS = 60.0
 STALE_AFTER_SECONDS = 5 * HEARTBEAT_SECONDS
@@ -139,15 +140,22 @@ def requeue_stale_trials(study) -> list[int]:
 
     requeued = []
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if SET_ASIDE in frozen.user_attrs or not is_stale(frozen):
-            continue
-        study.enqueue_trial(frozen.params, user_attrs={"gravtrain.requeue_of": frozen.number},
-                            skip_if_exists=False)
-        trial = Trial(study, frozen._trial_id)  # Optuna names another process's trial by its storage ID only
-        trial.set_user_attr(SET_ASIDE, "requeued")
-        study.tell(frozen.number, state=TrialState.FAIL)
-        requeued.append(frozen.number)
+        if SET_ASIDE not in frozen.user_attrs and is_stale(frozen):
+            # Optuna names another process's trial by its storage ID only.
+            requeue(study, Trial(study, frozen._trial_id), frozen.params)
+            requeued.append(frozen.number)
     return requeued
+
+
+def requeue(study, trial, params: dict) -> None:
+    """Queue a copy of a running ``trial`` with ``params`` (taken before any other new trial) and set the trial
+    itself aside (FAIL, ``requeued``): its slot passes to the copy. For a trial whose process died, or was
+    interrupted (Ctrl-C): ``--resume`` trains its point again."""
+    from optuna.trial import TrialState
+
+    study.enqueue_trial(params, user_attrs={REQUEUE_OF: trial.number}, skip_if_exists=False)
+    trial.set_user_attr(SET_ASIDE, "requeued")
+    study.tell(trial.number, state=TrialState.FAIL)
 
 
 class Heartbeat:

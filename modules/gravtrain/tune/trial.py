@@ -26,7 +26,7 @@ from gravtrain.config import ConfigError
 from gravtrain.config.validate import dotted
 from gravtrain.tune.plan import SweepPlan
 from gravtrain.tune.spaces import yaml_text
-from gravtrain.tune.study import Heartbeat
+from gravtrain.tune.study import Heartbeat, requeue
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ def run_trial(context: SweepContext, study, trial, trainer: Callable) -> None:
         tags.update({f"sweep.{dotted(path)}": yaml_text(value) for path, value in point.items()})
         try:
             state, value, reason = _train_repeats(context, trial, point, tags, trainer)
-        except KeyboardInterrupt:
-            trial.set_user_attr(FAIL_REASON, "interrupted")
-            study.tell(trial, state=TrialState.FAIL)
+        except KeyboardInterrupt:  # Ctrl-C: the point goes back in the queue for --resume
+            requeue(study, trial, trial.params)
+            logger.warning("trial %d interrupted; `--resume` trains its point again", trial.number)
             raise
     if state == "complete":
         study.tell(trial, value)
