@@ -13,7 +13,7 @@ from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
 from gravtrain.config.fields import section_keys
 from gravtrain.config.schema import Config, Stage
 from gravtrain.config.validate import Validated, dotted, validate_section
-from gravtrain.config.yaml_reader import MAX_YAML_CHARACTERS, LoadedYaml, Path, parse_scalar, read_yaml_text
+from gravtrain.config.yaml_reader import MAX_YAML_CHARACTERS, LoadedYaml, Path, read_yaml_text
 
 logger = logging.getLogger(__name__)
 

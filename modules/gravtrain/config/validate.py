@@ -34,7 +34,6 @@ from gravtrain.config.fields import (
     KeySpec,
     is_partial,
     is_section,
-    item_section,
     section_keys,
     to_plain,
     walk_keys,
@@ -216,7 +215,7 @@ class _Checker:
 
     def _unknown_key(self, path: Path, name: str, known: list[str]) -> None:
         where = f"in {dotted(path)}" if path else "at the top level"
-        hint = did_you_mean(name, known) or tuple(_elsewhere(self.root, name, path))
+        hint = did_you_mean(name, known) or tuple(elsewhere(self.root, name, path))
         listing = "" if hint else " Valid keys: " + ", ".join(known) + "."
         self.add(path + (name,), f"unknown key '{name}' {where}.{listing}", hint)
 
@@ -341,7 +340,7 @@ def did_you_mean(name: str, candidates: typing.Iterable[str]) -> tuple[str, ...]
     return tuple(ordered[:3])
 
 
-def _elsewhere(root: type, name: str, path: Path) -> list[str]:
+def elsewhere(root: type, name: str, path: Path) -> list[str]:
     """Places below ``root`` where a key called ``name`` does exist (e.g. a LossOptions key put in a stage)."""
     found = [list(place) for place, info in walk_keys(root) if info.yaml_name == name]
     concrete = []
@@ -358,54 +357,3 @@ def _elsewhere(root: type, name: str, path: Path) -> list[str]:
     return [".".join(parts) for parts in concrete[:3]]
 
 
-
-class KeyPathError(LookupError):
-    """A key path that names no key of the schema. ``suggestions`` holds "did you mean" candidates."""
-
-    def __init__(self, message: str, suggestions: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.message = message
-        self.suggestions = suggestions
-
-
-def schema_key(root: type, path: Path) -> KeyInfo:
-    """The key of section ``root`` at ``path``: mapping keys by name, items of a list of sections by index
-    (``Training.1.learning_rate``, ``Architecture.gravnet.0.n``).
-
-    Raises:
-        KeyPathError: no such key, with close spellings or the places where a key of that name does exist.
-    """
-    cls, want_index, info = root, False, None
-    for depth, part in enumerate(path):
-        here = dotted(path[:depth])
-        if want_index:
-            if not isinstance(part, int):
-                raise KeyPathError(f"{here} is a list; give the index of an item ({here}.0.{part}).")
-            want_index = False
-            continue
-        if isinstance(part, int):
-            if info is not None and typing.get_origin(_optional_inner(info.type)) is tuple:
-                raise KeyPathError(f"{here} is a list of values: name the whole list, not item {part}.")
-            raise KeyPathError(f"{here or 'the top level'} is a mapping of keys; {part} is no key name.")
-        if info is not None and item_section(info.type) is None:
-            raise KeyPathError(f"{here} is a single value; it has no key '{part}'.")
-        infos = {i.yaml_name: i for i in section_keys(cls)}
-        if part not in infos:
-            where = f"in {here}" if here else "at the top level"
-            hint = did_you_mean(part, infos) or tuple(_elsewhere(root, part, path[:depth]))
-            raise KeyPathError(f"unknown key '{part}' {where}.", hint)
-        info = infos[part]
-        inner = item_section(info.type)
-        if inner is not None:
-            want_index = inner is not info.type and not is_section(_optional_inner(info.type))
-            cls = inner
-    if info is None:
-        raise KeyPathError("the key path is empty.")
-    return info
-
-
-def _optional_inner(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return inner[0] if len(inner) == 1 else tp
-    return tp

@@ -4,8 +4,9 @@
 """
 
 from gravtrain.training.checkpoint import CheckpointWriteError, Progress, latest_checkpoint
-from gravtrain.training.loop import NonFiniteLossError, TrainingInterrupted, TrainResult, train
+from gravtrain.training.loop import train
+from gravtrain.training.outcome import EpochEnd, NonFiniteLossError, TrainingInterrupted, TrainResult
 from gravtrain.training.run import ResumeError
 
-__all__ = ["CheckpointWriteError", "NonFiniteLossError", "Progress", "ResumeError", "TrainResult", "TrainingInterrupted",
-           "latest_checkpoint", "train"]
+__all__ = ["CheckpointWriteError", "EpochEnd", "NonFiniteLossError", "Progress", "ResumeError", "TrainResult",
+           "TrainingInterrupted", "latest_checkpoint", "train"]

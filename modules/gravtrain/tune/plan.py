@@ -26,7 +26,8 @@ from typing import Any, Iterable, Mapping
 from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
 from gravtrain.config.loader import SWEEP_MARKER, read_config_data, sweep_markers, validate_config_data
 from gravtrain.config.schema import Config
-from gravtrain.config.validate import KeyPathError, dotted, schema_key
+from gravtrain.config.key_paths import KeyPathError, schema_key
+from gravtrain.config.validate import dotted
 from gravtrain.config.yaml_reader import LoadedYaml, Path
 from gravtrain.tune.spaces import yaml_text
 from gravtrain.tune.sweep_file import SweepFile, SweptKey, grid_size, read_sweep_file
