@@ -150,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--fix", action="store_true",
                         help="move the damaged files into a quarantine folder of the store (nothing is deleted)")
     doctor.set_defaults(run=run_doctor)
+    compare = runs_commands.add_parser(
+        "compare", help="the config keys that differ between runs, and their metrics with deltas to the first")
+    compare.add_argument("reference", metavar="RUN_A",
+                         help="the reference run: a full ID or a unique prefix of at least 6 characters")
+    compare.add_argument("others", nargs="+", metavar="RUN_B",
+                         help="the runs to compare with it (full IDs or prefixes); deltas are value - RUN_A's")
+    compare.add_argument("--store", metavar="STORE",
+                         help="the store (default: $MLFLOW_TRACKING_URI, else mlruns in the current directory)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    compare.add_argument("--all", action="store_true", help="list every config key, not only those that differ")
+    compare.set_defaults(run=run_compare)
     runs.set_defaults(run=lambda args: _missing_subcommand(runs))
 
     evaluate = commands.add_parser(
@@ -371,6 +382,24 @@ def run_doctor(args: argparse.Namespace) -> int:
         log.warning("%d damaged file(s); `gravtrain runs doctor %s --fix` moves them aside (nothing is deleted).",
                     len(report.damages), store)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from gravtrain.tracking.compare import compare_runs, read_runs
+    from gravtrain.tracking.errors import TrackingError
+
+    try:
+        comparison = compare_runs(read_runs(_default_store(args.store), [args.reference, *args.others]))
+    except TrackingError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(comparison.to_dict(all_params=args.all), indent=2, allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(comparison.table(all_params=args.all) + "\n")
     return EXIT_OK
 
 
