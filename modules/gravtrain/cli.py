@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=_port_number, default=5000, help="port, 1-65535 (default 5000)")
     ui.set_defaults(run=run_ui)
 
-    runs = commands.add_parser("runs", help="look after the runs of a store: `gravtrain runs doctor`")
+    runs = commands.add_parser(
+        "runs", help="look after and compare the runs of a store: `gravtrain runs doctor`, `gravtrain runs compare`")
     runs_commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND")
     doctor = runs_commands.add_parser(
         "doctor", help="find runs a crash or a full disk damaged (and with --fix move the damage aside)")

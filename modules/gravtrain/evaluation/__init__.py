@@ -14,4 +14,5 @@ from gravtrain.evaluation.runner import (
     save_result,
 )
 
-__all__ = ["PHYSICS_METRIC_NAMES", "EvaluationResult", "busiest_event", "evaluate", "evaluate_model", "predict_events", "save_result"]
+__all__ = ["PHYSICS_METRIC_NAMES", "EvaluationResult", "busiest_event", "evaluate", "evaluate_model",
+           "predict_events", "save_result"]

@@ -195,11 +195,11 @@ def _key_issues(plan: SweepPlan) -> list[ConfigIssue]:
     swept_paths = {swept.path for swept in plan.keys}
     for path, origin in sweep_markers(plan.base):
         if path not in swept_paths:
-            issues.append(ConfigIssue(dotted(path), f"holds '{SWEEP_MARKER}', but {plan.sweep.path.name} does not sweep "
-                                                    f"it; add `{dotted(path)}: {{choice: [...]}}` (or another space) "
-                                                    f"to its parameters (line {plan.sweep.line_of('parameters')}), or "
-                                                    f"give the key a value here.",
-                                      origin.file if origin else str(plan.base_file), origin.line if origin else None))
+            fix = (f"add `{dotted(path)}: {{choice: [...]}}` (or another space) to its parameters (line "
+                   f"{plan.sweep.line_of('parameters')}), or give the key a value here.")
+            issues.append(ConfigIssue(dotted(path), f"holds '{SWEEP_MARKER}', but {plan.sweep.path.name} does not "
+                                                    f"sweep it; {fix}", origin.file if origin else str(plan.base_file),
+                                      origin.line if origin else None))
     return issues
 
 

@@ -272,8 +272,8 @@ def _check_counts(header: SweepHeader, keys: tuple[SweptKey, ...], loaded: Loade
     size = grid_size(keys)
     if header.trials is not None and size > header.trials:
         origin = loaded.origin_of(("trials",))
-        issues.append(ConfigIssue("trials", f"the grid has {size} points ({' x '.join(str(int(k.space.size())) for k in keys)}) "
-                                  f"but trials is {header.trials}; raise trials to {size}, drop trials (a grid's "
+        sizes = " x ".join(str(int(k.space.size())) for k in keys)
+        issues.append(ConfigIssue("trials", f"the grid has {size} points ({sizes}) but trials is {header.trials}; raise trials to {size}, drop trials (a grid's "
                                   f"default is its size), or make the spaces smaller.", filename,
                                   origin.line if origin else None))
     elif header.trials is not None and size < header.trials:
