@@ -345,10 +345,15 @@ def run_tune(args: argparse.Namespace) -> int:
                  outcome.parent_run_id)
         return EXIT_OK
     census = outcome.census
-    log.warning("%d of %d trials finished, %d still running elsewhere. If their processes stopped, "
-                "`gravtrain tune %s --resume` runs them again.", census.finished, outcome.n_trials,
-                census.running, args.sweep)
-    return EXIT_FAILED
+    if outcome.stale:
+        log.warning("%d of %d trials finished; trial(s) %s were left running by a process that stopped. "
+                    "`gravtrain tune %s --resume` runs them again.", census.finished, outcome.n_trials,
+                    ", ".join(map(str, outcome.stale)), args.sweep)
+        return EXIT_FAILED
+    log.info("no trial left for this process: %d of %d finished, %d running in other processes; the process "
+             "that finishes the last one writes the report (`--report` shows it at any time).", census.finished,
+             outcome.n_trials, census.running)
+    return EXIT_OK
 
 
 def _default_store(given: str | None) -> str:

@@ -31,6 +31,7 @@ from gravtrain.tune.study import (
     PARENT_RUN,
     Census,
     StudyError,
+    stale_trials,
     default_storage,
     next_trial,
     open_storage,
@@ -55,6 +56,7 @@ class TuneOutcome:
     n_trials: int = 0
     report_text: str = ""
     requeued: list[int] = field(default_factory=list)
+    stale: list[int] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -121,7 +123,8 @@ def tune(sweep_file: str | Path, overrides: Sequence[str] = (), *, dry_run: bool
         resume: re-queue the trials that a dead process left running, and go on.
         devices: GPU indices; worker i sees only ``devices[i % len(devices)]``.
         report_only: write the report of the study as it stands (``--report``) and stop.
-        trainer: the training function (``gravtrain.train``); tests give a fast stand-in.
+        trainer: the training function of trials run in this process (default ``gravtrain.train``); tests give
+            a fast stand-in.
 
     Raises:
         ConfigError: the sweep or its base config is wrong; nothing ran.
@@ -150,6 +153,8 @@ def tune(sweep_file: str | Path, overrides: Sequence[str] = (), *, dry_run: bool
     outcome.census = Census.of(study)
     if outcome.complete:
         outcome.report_text = _finish(plan, study, outcome, end_parent=True)
+    else:
+        outcome.stale = stale_trials(study)
     return outcome
 
 

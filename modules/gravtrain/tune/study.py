@@ -133,6 +133,14 @@ def is_stale(frozen_trial, now: float | None = None) -> bool:
     return not isinstance(beat, (int, float)) or (now or time.time()) - beat > STALE_AFTER_SECONDS
 
 
+def stale_trials(study) -> list[int]:
+    """The numbers of the RUNNING trials whose process is gone (`is_stale`)."""
+    from optuna.trial import TrialState
+
+    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if SET_ASIDE not in t.user_attrs and is_stale(t)]
+
+
 def requeue_stale_trials(study) -> list[int]:
     """Put the params of every RUNNING trial whose process is gone back in the queue, and set the trial aside
     (FAIL, ``requeued``); returns their numbers."""
