@@ -56,3 +56,35 @@ def test_a_changed_sweep_cannot_join_the_old_study(tmp_path, capsys):
         os.chdir(previous)
     err = capsys.readouterr().err
     assert "was started from another sweep file" in err and "Traceback" not in err
+
+
+def test_an_objective_the_training_does_not_log(tmp_path):
+    from gravtrain.config import ConfigError
+    from gravtrain.tune import check_sweep
+    from tests.config.helpers import line_of
+
+    sweep = write(tmp_path)
+    text = sweep.read_text() + "objective: {metric: physics/efficency, direction: maximize}\n"
+    sweep.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        check_sweep(sweep)
+    issue = exc.value.errors[0]
+    assert issue.file.endswith("sweep.yaml") and issue.line == line_of(text, "objective:")
+    assert "physics/efficiency" in issue.suggestions
+
+
+def test_the_median_pruner_needs_the_objective_during_training(tmp_path):
+    from gravtrain.config import ConfigError
+    from gravtrain.tune import check_sweep
+    from tests.config.helpers import line_of
+    from tests.tune.test_validation import BASE
+
+    base = BASE + "Plotting:\n  physics_frequency: 0\n"
+    sweep = write(tmp_path, base=base)
+    content = sweep.read_text() + "pruner: median\nobjective: {metric: physics/efficiency, direction: maximize}\n"
+    sweep.write_text(content)
+    with pytest.raises(ConfigError) as exc:
+        check_sweep(sweep)
+    issue = exc.value.errors[0]
+    assert issue.file.endswith("sweep.yaml") and issue.line == line_of(content, "pruner: median")
+    assert "base.yaml sets Plotting.physics_frequency to 0" in issue.message
