@@ -1,9 +1,10 @@
 """The ``gravtrain`` / ``python config_trainer.py`` command line: parses arguments, calls the rooms, sets exit codes.
 
 Exit codes: 0 success; 1 training failed or the environment did (a non-finite loss, a full disk under the
-checkpoints or the store, a UI server that cannot start, damage `runs doctor` found and did not fix; other
-crashes show their traceback); 2 a mistake of the user's (bad config, missing file, bad arguments, an unknown
-command, a run that cannot be resumed), reported in one message without a traceback; 130 interrupted (Ctrl-C),
+checkpoints or the store, a UI server that cannot start, damage `runs doctor` found and did not fix, a sweep
+whose trials a stopped process left running; other crashes show their traceback); 2 a mistake of the user's
+(bad config or sweep file, missing file, bad arguments, an unknown command, a run that cannot be resumed, a
+sweep that does not match its study), reported in one message without a traceback; 130 interrupted (Ctrl-C),
 after a checkpoint; 128 + N for `ui` stopped by signal N.
 """
 
