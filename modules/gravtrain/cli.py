@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=run_check)
 
     schema = commands.add_parser("schema", help="print the reference of every config section and key")
+    schema.add_argument("--sweep", action="store_true", help="the reference of a sweep file's keys instead")
     schema.set_defaults(run=run_schema)
 
     train = commands.add_parser("train", help="train a model from a config (the default command)")
@@ -293,7 +294,12 @@ def run_check(args: argparse.Namespace) -> int:
 def run_schema(args: argparse.Namespace) -> int:
     from gravtrain.config.reference import schema_reference
 
-    sys.stdout.write(schema_reference() + "\n")
+    if args.sweep:
+        from gravtrain.tune.sweep_file import SweepHeader
+
+        sys.stdout.write(schema_reference(SweepHeader, "gravtrain sweep file reference (gravtrain tune)") + "\n")
+    else:
+        sys.stdout.write(schema_reference() + "\n")
     return EXIT_OK
 
 

@@ -88,3 +88,13 @@ def test_the_median_pruner_needs_the_objective_during_training(tmp_path):
     issue = exc.value.errors[0]
     assert issue.file.endswith("sweep.yaml") and issue.line == line_of(content, "pruner: median")
     assert "base.yaml sets Plotting.physics_frequency to 0" in issue.message
+
+
+def test_the_sweep_reference_comes_from_the_sweep_schema(capsys):
+    from gravtrain.config.fields import section_keys
+    from gravtrain.tune.sweep_file import SweepHeader
+
+    assert main(["schema", "--sweep"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"\n{info.yaml_name}:" in out for info in section_keys(SweepHeader))
+    assert "sampler: string, one of grid | random | tpe, required" in out

@@ -11,17 +11,22 @@ from gravtrain.config.schema import Config
 from gravtrain.config.validate import expected_text
 
 
-def schema_reference() -> str:
-    """Every section and key: type, allowed values, default (or 'required') and doc, as indented text."""
+def schema_reference(root: type = Config, title: str = "gravtrain config reference") -> str:
+    """Every section and key of ``root`` (the config's schema, or a sweep file's): type, allowed values,
+    default (or 'required') and doc, as indented text."""
     lines = [
-        "gravtrain config reference",
+        title,
         "Each key: type, allowed values, default ('required' if none). A section left out takes all defaults.",
         "",
     ]
-    for info in section_keys(Config):
-        lines.append(f"{info.yaml_name}:  # {info.spec.doc}")
-        _describe_members(info, lines, indent="  ")
-        lines.append("")
+    for info in section_keys(root):
+        if is_section(info.type) or item_section(info.type) is not None:
+            lines.append(f"{info.yaml_name}:  # {info.spec.doc}")
+            _describe_members(info, lines, indent="  ")
+            lines.append("")
+        else:
+            lines.append(f"{info.yaml_name}: {_summary(info, overrides=False)}")
+            lines.append(f"    {info.spec.doc}")
     return "\n".join(lines)
 
 

@@ -67,7 +67,9 @@ class SweepHeader:
                                                     "is worse than the median of earlier trials at that epoch")
     objective: Objective = key(Objective(), doc="the metric that ranks the trials")
     repeats: int = key(1, min=1, doc="trainings of each point, with General.seed + 0, 1, ..., repeats - 1")
-    parameters: Any = key(doc="dotted config paths, each with one space: choice, uniform, loguniform or int")
+    parameters: Any = key(doc="dotted config paths (list items by index: Training.0.learning_rate), each with one "
+                              "space: {choice: [v1, v2, ...]}, {uniform: [lo, hi]}, {loguniform: [lo, hi]} (lo > 0) "
+                              "or {int: [lo, hi], step: s}; each key holds the value `sweep` in the base config")
 
 
 @dataclass(frozen=True)
