@@ -174,6 +174,26 @@ def test_an_interrupted_trial_is_trained_again_by_the_resume(tmp_path, monkeypat
     assert trained == [1.0e-4, 1.0e-3, 1.0e-2]
 
 
+def test_a_sampled_point_that_is_no_valid_config_fails_its_trial_only(tmp_path):
+    sweep = write_sweep(tmp_path, {"trials": 6, "parameters": {
+        "Training.0.learning_rate": {"choice": [1.0e-3]},
+        "BatchNormOptions.viscosity": {"uniform": [0.1, 0.99]},
+        "BatchNormOptions.max_viscosity": {"uniform": [0.5, 0.999]}}})
+    base = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    base["Architecture"]["dense_final"] = [{"n": 8}]
+    base["BatchNormOptions"] = {"viscosity": "sweep", "max_viscosity": "sweep"}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    outcome = tune_here(tmp_path, sweep)
+    assert "some points of the space are no valid config" in outcome.dry_run_text
+    study = study_of(tmp_path)
+    failed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert outcome.complete and failed and len(failed) < 6
+    for trial in failed:
+        assert trial.params["BatchNormOptions.viscosity"] > trial.params["BatchNormOptions.max_viscosity"]
+        assert "the sampled point is no valid config" in trial.user_attrs["gravtrain.fail_reason"]
+        assert "is above max_viscosity" in trial.user_attrs["gravtrain.fail_reason"]
+
+
 def test_the_median_pruner_stops_trials_that_trail(tmp_path):
     sweep = write_sweep(tmp_path, {"trials": 9, "pruner": "median", "parameters": {
         "Training.0.learning_rate": {"choice": [3.0e-3, 1.0e-4]}, "Architecture.dense_final.0.n": {"choice": [8]}}})

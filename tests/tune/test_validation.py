@@ -244,3 +244,26 @@ def test_the_example_sweeps_are_valid(repo_root):
     for path in checked:
         plan = plan_sweep(path)
         assert plan.sweep.header.model == load_config(repo_root / "configs" / f"{path.stem}.yaml").General.name
+
+
+VISCOSITY = "BatchNormOptions:\n  viscosity: sweep\n  max_viscosity: sweep\n"
+
+
+def test_a_sampled_sweep_whose_keys_can_conflict_is_warned_of(tmp_path):
+    sweep = SWEEP + ("  BatchNormOptions.viscosity: {uniform: [0.1, 0.99]}\n"
+                     "  BatchNormOptions.max_viscosity: {uniform: [0.5, 0.999]}\n")
+    plan = plan_sweep(write(tmp_path, sweep, BASE + VISCOSITY))
+    assert any("0.99 is above max_viscosity 0.5" in warning and f"sweep.yaml:{line_of(sweep, 'viscosity:')}" in warning
+               for warning in plan.warnings)
+
+
+def test_a_grid_point_that_is_no_valid_config_is_an_error(tmp_path):
+    sweep = (SWEEP.replace("sampler: random", "sampler: grid").replace("trials: 4\n", "")
+             .replace("{loguniform: [1.0e-4, 1.0e-2]}", "{choice: [1.0e-3]}")
+             + "  BatchNormOptions.viscosity: {choice: [0.1, 0.9]}\n"
+               "  BatchNormOptions.max_viscosity: {choice: [0.5, 0.99]}\n")
+    with pytest.raises(ConfigError) as exc:
+        plan_sweep(write(tmp_path, sweep, BASE + VISCOSITY))
+    issues = {issue.line for issue in exc.value.errors}
+    assert line_of(sweep, "BatchNormOptions.viscosity") in issues
+    assert any("0.9 is above max_viscosity 0.5" in issue.message for issue in exc.value.errors)

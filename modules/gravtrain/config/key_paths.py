@@ -62,3 +62,15 @@ def _optional_inner(tp: Any) -> Any:
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
         return inner[0] if len(inner) == 1 else tp
     return tp
+
+
+def check_value(root: type, path: Path, value: Any, filename: str | None = None) -> list:
+    """The mistakes of ``value`` as the value of the key at ``path`` on its own (type, range, choices, and the
+    keys of a section or list value), without the rules that tie it to other keys (a section's cross-check of
+    a scalar key). Raises `KeyPathError` when ``path`` is no key."""
+    from gravtrain.config.validate import _Checker
+
+    info = schema_key(root, path)
+    checker = _Checker(root, {}, filename)
+    checker.value(info.type, value, tuple(path), info.spec)
+    return checker.issues

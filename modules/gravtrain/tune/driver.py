@@ -83,6 +83,8 @@ def check_sweep(sweep_file: str | Path, overrides: Sequence[str] = ()) -> SweepP
                                        f"metrics only after the last stage); set it to 1 there, or pruner: none.",
                                        str(plan.sweep.path), plan.sweep.line_of("pruner"))],
                           subject="the sweep and its base config")
+    for warning in plan.warnings:
+        logger.warning("some points of the sweep are no valid config (their trials will fail): %s", warning)
     return plan
 
 

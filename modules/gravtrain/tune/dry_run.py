@@ -53,6 +53,10 @@ def dry_run_text(plan: SweepPlan) -> str:
     lines.append(f"Training runs: {sweep.n_trials} trials x {repeats} = {sweep.n_trainings}"
                  + (f" (General.seed {seeds})" if header.repeats > 1 else ""))
     lines += _model_sizes(plan)
+    if plan.warnings:
+        lines.append("Warning: some points of the space are no valid config; their trials fail (recorded with the "
+                     "reason) and the sweep goes on:")
+        lines += [f"  {warning}" for warning in plan.warnings]
     return "\n".join(lines) + "\n"
 
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Iterable, Mapping
 
 from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
 from gravtrain.config.loader import SWEEP_MARKER, read_config_data, sweep_markers, validate_config_data
 from gravtrain.config.schema import Config
-from gravtrain.config.key_paths import KeyPathError, schema_key
+from gravtrain.config.key_paths import KeyPathError, check_value, schema_key
 from gravtrain.config.validate import dotted
 from gravtrain.config.yaml_reader import LoadedYaml, Path
 from gravtrain.tune.spaces import yaml_text
@@ -46,6 +46,7 @@ class SweepPlan:
     base: LoadedYaml
     base_text: bytes
     overrides: tuple[str, ...]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def keys(self) -> tuple[SweptKey, ...]:
@@ -214,42 +215,54 @@ def _plain_type(tp: Any) -> Any:
 
 
 def _value_issues(plan: SweepPlan) -> list[ConfigIssue]:
-    """Validate the base config with each value of each space put in (the other keys at their first values),
-    and with every point of a small grid."""
+    """Each value of each space checked as the key's value (type, range, choices); then whole configs: every
+    point of a grid (up to `MAX_POINTS_VALIDATED`) must be valid. For a sampled sweep, the rules that tie keys
+    together (a section's cross-check) are tried with each value and the other keys at their first values: a
+    conflict there is a warning (`SweepPlan.warnings`), since its trials fail and the sweep goes on."""
     found: dict[str, ConfigIssue] = {}
+    for swept in plan.keys:
+        for value in swept.space.ends():
+            for issue in check_value(Config, swept.path, value):
+                issue = _named_at_space(plan, swept, value, issue)
+                found.setdefault(str(issue), issue)
+    if found:
+        return list(found.values())
+    if plan.sweep.header.sampler == "grid":
+        if grid_size(plan.keys) <= MAX_POINTS_VALIDATED:
+            for point in plan.grid_points():
+                for issue in _point_issues(plan, point):
+                    found.setdefault(str(issue), issue)
+        return list(found.values())
     first = plan.first_values()
     for swept in plan.keys:
         for value in swept.space.ends():
-            point = dict(first)
-            point[swept.path] = value
-            for issue in _point_issues(plan, point, swept, value):
-                found.setdefault(str(issue), issue)
-    if not found and plan.sweep.header.sampler == "grid" and grid_size(plan.keys) <= MAX_POINTS_VALIDATED:
-        for point in plan.grid_points():
-            for issue in _point_issues(plan, point, None, None):
-                found.setdefault(str(issue), issue)
-    return list(found.values())
+            for issue in _point_issues(plan, {**first, swept.path: value}):
+                if str(issue) not in plan.warnings:
+                    plan.warnings.append(str(issue))
+    return []
 
 
-def _point_issues(plan: SweepPlan, point: dict[Path, Any], swept: SweptKey | None, value: Any) -> list[ConfigIssue]:
-    """The validator's issues for one point; an issue at a swept key is named at that key's sweep line, with
-    the value that caused it (``swept``/``value``: the key being checked, for messages on other keys)."""
+def _named_at_space(plan: SweepPlan, swept: SweptKey, value: Any, issue: ConfigIssue) -> ConfigIssue:
+    marker = plan.base.origin_of(swept.path)
+    return ConfigIssue(f"parameters.{swept.name}", f"the value {yaml_text(value)} of its {swept.space.kind} space "
+                                                   f"is refused: {issue.message} ({_where(marker, str(plan.base_file))} "
+                                                   f"holds '{SWEEP_MARKER}')", str(plan.sweep.path),
+                       swept.origin.line, issue.suggestions)
+
+
+def _point_issues(plan: SweepPlan, point: dict[Path, Any]) -> list[ConfigIssue]:
+    """The validator's issues for one point: an issue at a swept key is named at that key's sweep line with its
+    value at the point; any other names the point."""
     try:
         plan.concrete_config(point)
     except ConfigError as exc:
         issues = []
+        point_text = ", ".join(f"{dotted(p)}={yaml_text(v)}" for p, v in point.items())
         for issue in exc.errors:
             owner = next((k for k in plan.keys if issue.path == k.name or issue.path.startswith(k.name + ".")), None)
             if owner is not None:
-                marker = plan.base.origin_of(owner.path)
-                issues.append(ConfigIssue(
-                    f"parameters.{owner.name}", f"the value {yaml_text(point[owner.path])} of its "
-                    f"{owner.space.kind} space is refused: {issue.message} ({_where(marker, str(plan.base_file))} "
-                    f"holds '{SWEEP_MARKER}')", str(plan.sweep.path), owner.origin.line, issue.suggestions))
-            else:
-                point_text = ", ".join(f"{dotted(p)}={yaml_text(v)}" for p, v in point.items())
-                issues.append(ConfigIssue(issue.path, f"{issue.message} (at the sweep's point {point_text}, from "
-                                                      f"{plan.sweep.path.name})", issue.file, issue.line,
-                                          issue.suggestions))
+                issue = _named_at_space(plan, owner, point[owner.path], issue)
+            issues.append(ConfigIssue(issue.path, f"{issue.message} (at the point {point_text})", issue.file,
+                                      issue.line, issue.suggestions))
         return issues
     return []

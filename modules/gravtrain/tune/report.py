@@ -75,7 +75,8 @@ class SweepReport:
             lines += [f"  {k} = {yaml_text(self.best.point[k])}" for k in self.keys]
         if self.importance:
             lines.append("importance (Optuna's PED-ANOVA): " +
-                         ", ".join(f"{k} {v:.2f}" for k, v in self.importance.items()))
+                         ", ".join(f"{k} {v:.2f}" for k, v in self.importance.items())
+                         + (f" ({self.importance_note})" if self.importance_note else ""))
         elif self.importance_note:
             lines.append(f"importance: {self.importance_note}")
         for row in self.rows:
@@ -122,13 +123,18 @@ def sweep_report(plan: SweepPlan, study, *, figures: bool = True) -> SweepReport
 def _importance(study, n_complete: int) -> tuple[dict[str, float] | None, str]:
     if n_complete < 3:
         return None, f"needs at least 3 completed trials ({n_complete} so far)"
+    import warnings
+
     import optuna
 
-    try:
-        importance = optuna.importance.get_param_importances(study)
-    except (RuntimeError, ValueError) as exc:  # e.g. every trial at the same point
-        return None, f"not computed: {exc}"
-    return {k: float(v) for k, v in importance.items()}, ""
+    with warnings.catch_warnings(record=True) as caught:  # Optuna's caveats go into the report, not stderr
+        warnings.simplefilter("always")
+        try:
+            importance = optuna.importance.get_param_importances(study)
+        except (RuntimeError, ValueError) as exc:  # e.g. every trial at the same point
+            return None, f"not computed: {exc}"
+    caveat = "; ".join(str(w.message) for w in caught)
+    return {k: float(v) for k, v in importance.items()}, caveat
 
 
 def log_report(tracker, report: SweepReport) -> None:
