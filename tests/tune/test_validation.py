@@ -204,7 +204,7 @@ def test_a_swept_key_fixed_by_a_set_override(tmp_path):
         plan_sweep(write(tmp_path), ["Training.0.learning_rate=1e-3"])
     messages = [issue for issue in exc.value.errors if issue.path == "parameters.Training.0.learning_rate"]
     assert len(messages) == 1 and messages[0].line == line_of(SWEEP, "Training.0.learning_rate")
-    assert "--set Training.0.learning_rate=1e-3" in messages[0].message
+    assert "--set Training.0.learning_rate=1e-3" in messages[0].message and "drop the --set" in messages[0].message
 
 
 def test_a_sweep_written_for_another_model(tmp_path):
