@@ -232,15 +232,7 @@ def _wait_for_parent_run(study, plan: SweepPlan, outcome: TuneOutcome, resume: b
             raise StudyError(f"the study '{plan.sweep.header.name}' has no parent run after "
                              f"{PARENT_RUN_WAIT_SECONDS:.0f} s: the process that created it stopped early. "
                              f"Run again with --resume.")
-        time.sleep(1.0)
-        study = _reload(study)
-
-
-def _reload(study):
-    import optuna
-
-    return optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=study.sampler,
-                             pruner=study.pruner)
+        time.sleep(1.0)  # study.user_attrs reads the storage again
 
 
 def _base_config(plan: SweepPlan):
