@@ -37,36 +37,47 @@ def optimisation_history_figure(numbers: Sequence[int], values: Sequence[float],
 
 def parallel_coordinates_figure(points: Sequence[Mapping[str, object]], values: Sequence[float], *,
                                 keys: Sequence[str], metric: str) -> Figure:
-    """One line per trial through its value of each key (numbers on their range, log if it spans more than a
-    factor of 100 and is positive; other values as categories), coloured by the objective."""
-    figsize = (max(6.4, 1.8 * (len(keys) + 1)), 4.2)
+    """One line per trial through its value of each key and the objective, coloured by the objective. Each axis
+    runs from its lowest to its highest value, both written at its ends: numbers on their range (log10 if
+    positive and spanning more than a factor of 100), other values as evenly spaced categories."""
+    axes_names = [*keys, metric]
+    columns = [[point[k] for point in points] for k in keys] + [list(values)]
+    scaled = [_scaled(column) for column in columns]
+    figsize = (max(6.4, 1.9 * len(axes_names) + 1.0), 4.6)
     figure = Figure(figsize=figsize)
-    figure.subplots_adjust(**margins(figsize, left=0.5, right=1.1, bottom=0.9, top=0.4))
+    figure.subplots_adjust(**margins(figsize, left=1.2, right=1.0, bottom=1.3, top=0.75))
     axes = figure.add_subplot()
-    columns = [_normalised([point[k] for point in points]) for k in keys]
-    columns.append(_normalised(list(values)))
-    y = np.array(columns).T if points else np.zeros((0, len(keys) + 1))
-    finite = np.asarray(values, dtype=float)
-    low, high = (np.nanmin(finite), np.nanmax(finite)) if len(finite) else (0.0, 1.0)
-    colours = cm.viridis((finite - low) / (high - low) if high > low else np.full(len(finite), 0.5))
-    for row, colour in zip(y, colours):
-        axes.plot(range(len(keys) + 1), row, color=colour, alpha=0.8)
-    axes.set_xticks(range(len(keys) + 1), [*keys, metric], rotation=20, ha="right", fontsize="small")
-    axes.set_yticks([0, 1], ["low", "high"])
-    for x in range(len(keys) + 1):
+    objective = np.asarray(values, dtype=float)
+    low, high = (float(np.nanmin(objective)), float(np.nanmax(objective))) if len(objective) else (0.0, 1.0)
+    colours = cm.viridis((objective - low) / (high - low) if high > low else np.full(len(objective), 0.5))
+    positions = np.arange(len(axes_names))
+    for row, colour in zip(np.array([column for column, _, _ in scaled]).T if points else [], colours):
+        axes.plot(positions, row, color=colour, alpha=0.85)
+    for x, (_, lowest, highest) in zip(positions, scaled):
         axes.axvline(x, color="0.6", linewidth=0.8)
-    axes.set_ylim(-0.05, 1.05)
-    axes.set_title("trials (colour: objective)")
+        axes.text(x, -0.04, lowest, ha="center", va="top", fontsize="x-small")
+        axes.text(x, 1.04, highest, ha="center", va="bottom", fontsize="x-small")
+    axes.set_xticks(positions, axes_names, rotation=20, ha="right", fontsize="small")
+    axes.set_yticks([])
+    axes.set_xlim(-0.3, len(axes_names) - 0.7)
+    axes.set_ylim(-0.12, 1.12)
+    figure.suptitle(f"{len(points)} trials, coloured by {metric}", fontsize="medium")
     return figure
 
 
-def _normalised(column: list) -> list[float]:
+def _scaled(column: list) -> tuple[list[float], str, str]:
+    """The column mapped onto [0, 1], and the texts of its lowest and highest value."""
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in column)
     if not numbers:
         labels = sorted({str(v) for v in column})
-        return [labels.index(str(v)) / max(len(labels) - 1, 1) for v in column]
+        return ([labels.index(str(v)) / max(len(labels) - 1, 1) for v in column],
+                labels[0] if labels else "", labels[-1] if labels else "")
     x = np.asarray(column, dtype=float)
-    if len(x) and np.all(x > 0) and x.max() / x.min() > 100:
-        x = np.log10(x)
-    low, high = (x.min(), x.max()) if len(x) else (0.0, 1.0)
-    return list((x - low) / (high - low) if high > low else np.full(len(x), 0.5))
+    if not len(x):
+        return [], "", ""
+    low, high = float(x.min()), float(x.max())
+    logarithmic = low > 0 and high / low > 100
+    t = np.log10(x) if logarithmic else x
+    t_low, t_high = float(t.min()), float(t.max())
+    fraction = (t - t_low) / (t_high - t_low) if t_high > t_low else np.full(len(t), 0.5)
+    return list(fraction), f"{low:.3g}" + (" (log)" if logarithmic else ""), f"{high:.3g}"
