@@ -37,7 +37,7 @@ def schema_key(root: type, path: Path) -> KeyInfo:
             want_index = False
             continue
         if isinstance(part, int):
-            if info is not None and typing.get_origin(_optional_inner(info.type)) is tuple:
+            if info is not None and typing.get_origin(non_null_type(info.type)) is tuple:
                 raise KeyPathError(f"{here} is a list of values: name the whole list, not item {part}.")
             raise KeyPathError(f"{here or 'the top level'} is a mapping of keys; {part} is no key name.")
         if info is not None and item_section(info.type) is None:
@@ -50,14 +50,15 @@ def schema_key(root: type, path: Path) -> KeyInfo:
         info = infos[part]
         inner = item_section(info.type)
         if inner is not None:
-            want_index = inner is not info.type and not is_section(_optional_inner(info.type))
+            want_index = inner is not info.type and not is_section(non_null_type(info.type))
             cls = inner
     if info is None:
         raise KeyPathError("the key path is empty.")
     return info
 
 
-def _optional_inner(tp: Any) -> Any:
+def non_null_type(tp: Any) -> Any:
+    """The type of a key that may also be null (``int | None`` -> ``int``); any other type as it is."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
         return inner[0] if len(inner) == 1 else tp

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
 from gravtrain.config.loader import SWEEP_MARKER, read_config_data, sweep_markers, validate_config_data
 from gravtrain.config.schema import Config
-from gravtrain.config.key_paths import KeyPathError, check_value, schema_key
+from gravtrain.config.key_paths import KeyPathError, check_value, non_null_type, schema_key
 from gravtrain.config.validate import dotted
 from gravtrain.config.yaml_reader import LoadedYaml, Path
 from gravtrain.tune.spaces import yaml_text
@@ -186,7 +186,7 @@ def _key_issues(plan: SweepPlan) -> list[ConfigIssue]:
                                              f"{yaml_text(value)}; write `{swept.path[-1]}: {SWEEP_MARKER}` there, or "
                                              f"drop the parameter from the sweep.", sweep_name, swept.origin.line))
         kind = swept.space.kind
-        inner = _plain_type(info.type)
+        inner = non_null_type(info.type)
         if kind in ("uniform", "loguniform") and inner is int:
             issues.append(ConfigIssue(where, f"{swept.name} is an integer key; sweep it with int: [lo, hi] (a "
                                              f"{kind} range gives fractions).", sweep_name, swept.origin.line))
@@ -202,16 +202,6 @@ def _key_issues(plan: SweepPlan) -> list[ConfigIssue]:
                                                     f"sweep it; {fix}", origin.file if origin else str(plan.base_file),
                                       origin.line if origin else None))
     return issues
-
-
-def _plain_type(tp: Any) -> Any:
-    import types
-    import typing
-
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return inner[0] if len(inner) == 1 else tp
-    return tp
 
 
 def _value_issues(plan: SweepPlan) -> list[ConfigIssue]:
