@@ -95,10 +95,10 @@ def _train_repeats(context: SweepContext, trial, point, tags, trainer) -> tuple[
     state, reason = "complete", ""
     try:
         for repeat, config in enumerate(configs):
-            run_tags = dict(tags, **{"mlflow.parentRunId": group.run_id if group else context.parent_run_id})
-            if context.parent_run_id is None and group is None:
-                run_tags.pop("mlflow.parentRunId")
-            run_tags["gravtrain.repeat"] = str(repeat)
+            parent = group.run_id if group else context.parent_run_id
+            run_tags = dict(tags, **{"gravtrain.repeat": str(repeat)})
+            if parent:
+                run_tags["mlflow.parentRunId"] = parent
             name = f"{context.study_name} trial {trial.number}" + (f" seed {config.General.seed}" if group else "")
             epoch_end = _pruning(trial, context) if repeat == 0 and plan.sweep.header.pruner != "none" else None
             try:
