@@ -76,8 +76,7 @@ def check_sweep(sweep_file: str | Path, overrides: Sequence[str] = ()) -> SweepP
                                        f"ends; it logs val/objective, val/loss/<term>, physics/<name> and "
                                        f"epoch/<name>.", str(plan.sweep.path), line,
                                        did_you_mean(metric, epoch_metric_names()))], subject="the sweep file")
-    config = plan.concrete_config(plan.first_values())
-    if header.pruner != "none" and not logged_during_training(metric, config.Plotting.physics_frequency):
+    if header.pruner != "none" and not logged_during_training(metric, plan.base_config.Plotting.physics_frequency):
         raise ConfigError([ConfigIssue("pruner", f"the median pruner follows {metric} epoch by epoch, but "
                                        f"{plan.base_file.name} sets Plotting.physics_frequency to 0 (physics "
                                        f"metrics only after the last stage); set it to 1 there, or pruner: none.",
@@ -103,8 +102,7 @@ def storage_for(plan: SweepPlan, given: str | None) -> str:
     from gravtrain.tracking import resolve_tracking_uri
     from gravtrain.tracking.store import local_directory, store_uri
 
-    config = plan.concrete_config(plan.first_values())
-    directory = local_directory(store_uri(resolve_tracking_uri(config.Tracking)))
+    directory = local_directory(store_uri(resolve_tracking_uri(plan.base_config.Tracking)))
     if directory is None:
         raise StudyError("the MLflow store is no local directory, so there is no default place for the study; "
                          "give --storage (a database URL such as sqlite:///sweeps.db, or a journal file path).")
@@ -235,20 +233,11 @@ def _wait_for_parent_run(study, plan: SweepPlan, outcome: TuneOutcome, resume: b
         time.sleep(1.0)  # study.user_attrs reads the storage again
 
 
-def _base_config(plan: SweepPlan):
-    return plan.concrete_config(plan.first_values())
-
-
 def _open_parent_run(plan: SweepPlan, outcome: TuneOutcome) -> str:
     """The sweep's parent MLflow run: the sweep file and the base config byte for byte, the dry-run text, the
     sweep's header and spaces as params."""
-    from gravtrain.tracking import MlflowTracker, resolve_tracking_uri
-
-    config = _base_config(plan)
     header = plan.sweep.header
-    tracker = MlflowTracker.start(tracking_uri=resolve_tracking_uri(config.Tracking),
-                                  experiment=config.Tracking.experiment or config.General.experiment,
-                                  run_name=f"sweep {header.name}")
+    tracker = _parent_tracker(plan)
     tracker.set_tags({"gravtrain.sweep": header.name, "gravtrain.sweep_storage": outcome.storage,
                       "gravtrain.sweep_role": "parent", "mlflow.note.content": outcome.dry_run_text})
     params = {"sweep.sampler": header.sampler, "sweep.trials": str(plan.sweep.n_trials),
@@ -265,10 +254,11 @@ def _open_parent_run(plan: SweepPlan, outcome: TuneOutcome) -> str:
     return tracker.run_id
 
 
-def _parent_tracker(plan: SweepPlan, run_id: str):
+def _parent_tracker(plan: SweepPlan, run_id: str | None = None):
+    """A new parent run of the sweep, or (``run_id``) the existing one set RUNNING again."""
     from gravtrain.tracking import MlflowTracker, resolve_tracking_uri
 
-    config = _base_config(plan)
+    config = plan.base_config
     return MlflowTracker.start(tracking_uri=resolve_tracking_uri(config.Tracking),
                                experiment=config.Tracking.experiment or config.General.experiment,
                                run_name=f"sweep {plan.sweep.header.name}", resume_run_id=run_id)
@@ -358,5 +348,5 @@ def _run_status(plan: SweepPlan, run_id: str) -> str:
     from gravtrain.tracking import resolve_tracking_uri
     from gravtrain.tracking.store import store_uri
 
-    client = MlflowClient(tracking_uri=store_uri(resolve_tracking_uri(_base_config(plan).Tracking)))
+    client = MlflowClient(tracking_uri=store_uri(resolve_tracking_uri(plan.base_config.Tracking)))
     return client.get_run(run_id).info.status

@@ -61,7 +61,7 @@ def dry_run_text(plan: SweepPlan) -> str:
 
 
 def _seeds(plan: SweepPlan) -> str:
-    base = plan.concrete_config(plan.first_values()).General.seed
+    base = plan.base_config.General.seed
     return ", ".join(str(base + r) for r in range(plan.sweep.header.repeats))
 
 

@@ -18,6 +18,7 @@ config file.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
@@ -82,6 +83,12 @@ class SweepPlan:
         """Every point of a grid sweep, in the order of the parameters (the last one varies fastest)."""
         names = [swept.path for swept in self.keys]
         return [dict(zip(names, combo)) for combo in itertools.product(*(swept.space.points() for swept in self.keys))]
+
+    @functools.cached_property
+    def base_config(self) -> Config:
+        """The config at `first_values`: what every point shares (the store, the experiment, the seed, ...),
+        for the parent run, the default storage and the dry run. Valid once `plan_sweep` returned."""
+        return self.concrete_config(self.first_values())
 
     def first_values(self) -> dict[Path, Any]:
         """A valid point to check one key's values against: each key at its first value."""
