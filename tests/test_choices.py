@@ -11,11 +11,11 @@ import keras
 import pytest
 
 from gravtrain.config.fields import section_keys
-from gravtrain.config.schema import Architecture, Data, DenseOptions, LossOptions, Optimizer
+from gravtrain.config.schema import Architecture, Data, DenseOptions, General, LossOptions, Optimizer
 from gravtrain.data.sources import SOURCES
 from gravtrain.layers.knn import KNN_BACKENDS
 from gravtrain.losses import OC_IMPLEMENTATIONS, REPULSION_NORMALIZATIONS
-from gravtrain.model.builder import KERNEL_REGULARIZERS
+from gravtrain.model.builder import KERNEL_REGULARIZERS, MODEL_FAMILIES, PRE_MODEL_STAGES
 from gravtrain.model.optimizer import OPTIMIZERS
 
 
@@ -31,6 +31,8 @@ def choices(section, yaml_name: str) -> set[str]:
     (Data, "source", SOURCES),
     (LossOptions, "oc_implementation", OC_IMPLEMENTATIONS),
     (LossOptions, "repulsion_normalization", REPULSION_NORMALIZATIONS),
+    (General, "model", MODEL_FAMILIES),
+    (General, "pre-model-type", PRE_MODEL_STAGES),
 ], ids=lambda value: value if isinstance(value, str) else "")
 def test_the_schema_offers_exactly_what_the_code_implements(section, key, registry):
     assert choices(section, key) == set(registry)

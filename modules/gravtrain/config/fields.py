@@ -47,6 +47,7 @@ class KeySpec:
     min_exclusive: bool = False
     max_exclusive: bool = False
     allow_empty: bool = False  # strings and lists: may they be empty?
+    relative_to_config: bool = False  # a file path written relative to the config file
 
     def range_text(self) -> str:
         parts = []
@@ -75,8 +76,11 @@ def key(
     min_exclusive: bool = False,
     max_exclusive: bool = False,
     allow_empty: bool = False,
+    relative_to_config: bool = False,
 ) -> Any:
-    """Declare a config key (a dataclass field). ``yaml_name`` is needed only when it is no Python name."""
+    """Declare a config key (a dataclass field). ``yaml_name`` is needed only when it is no Python name.
+    ``relative_to_config``: a string key that is a file path written relative to the config file (a URI such as
+    ``runs:/...`` and an absolute path are kept as written); see `config_relative_path`."""
     spec = KeySpec(
         doc=doc,
         yaml_name=yaml_name,
@@ -86,6 +90,7 @@ def key(
         min_exclusive=min_exclusive,
         max_exclusive=max_exclusive,
         allow_empty=allow_empty,
+        relative_to_config=relative_to_config,
     )
     metadata = {"spec": spec, "file_stem_default": default is FILE_STEM}
     if default is REQUIRED or default is FILE_STEM:
@@ -229,3 +234,16 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: to_plain(v) for k, v in value.items()}
     return value
+
+
+def config_relative_path(value: str, config_file: str | None) -> str:
+    """A path written in ``config_file`` as the same file seen from the working directory: ``filter.keras`` in
+    ``configs/main.yaml`` is ``configs/filter.keras``. A URI (``scheme:/...``), an absolute path, or a config not
+    read from a file keeps the value as written."""
+    import os
+    import re
+
+    if not config_file or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/", value) or os.path.isabs(value):
+        return value
+    joined = os.path.normpath(os.path.join(os.path.dirname(config_file), value))
+    return joined.replace(os.sep, "/")

@@ -28,19 +28,41 @@ class General:
         "", yaml_name="description-string", allow_empty=True,
         doc="Free text about the run; shown as the MLflow run description.",
     )
+    model: str = key(
+        "object-condensation", choices=("object-condensation", "noise-filter"),
+        doc="What the config trains: 'object-condensation' (GravNet, showers) or 'noise-filter' (a small hit "
+            "classifier scoring each hit as signal, for use as another config's pre-model).",
+    )
     pre_model_type: str = key(
-        "none", yaml_name="pre-model-type", choices=("none", "noise-filter"),
-        doc="A trained model run before this one: 'noise-filter' drops hits it classes as noise.",
+        "none", yaml_name="pre-model-type", choices=("none", "noise-filter", "pre-pooling"),
+        doc="A stage in front of the network: 'noise-filter' (a trained noise filter, frozen, drops the hits it "
+            "scores below pre-model-threshold) or 'pre-pooling' (learned pooling by pre-pooling-factor, trained "
+            "with the network).",
     )
     pre_model_path: Optional[str] = key(
-        None, yaml_name="pre-model-path", doc="The pre-model's saved .keras file; required unless pre-model-type is none."
+        None, yaml_name="pre-model-path", relative_to_config=True,
+        doc="The pre-model: a .keras file (relative to this config file) or an MLflow model URI "
+            "(runs:/<run id>/model). Required for noise-filter; for pre-pooling optional initial weights.",
+    )
+    pre_model_threshold: float = key(
+        0.5, yaml_name="pre-model-threshold", min=0.0, max=1.0, max_exclusive=True,
+        doc="pre-model-type noise-filter: the hits the filter scores below this are dropped (tracks never are).",
+    )
+    pre_pooling_factor: float = key(
+        4.0, yaml_name="pre-pooling-factor", min=1.0,
+        doc="pre-pooling: each event's calorimeter hits are reduced to ceil(hits / factor) representatives "
+            "(tracks are kept); neighbourhoods are the ceil(factor) nearest hits.",
     )
     use_fill_space: bool = key(False, doc="Add the fill-space regulariser on cluster space (field default: off).")
     use_layer_normalization: bool = key(False, doc="Add layer normalisation after each block (default: off).")
 
     def cross_check(self) -> list[tuple[str, str]]:
-        if self.pre_model_type != "none" and not self.pre_model_path:
-            return [("pre-model-path", f"required when pre-model-type is '{self.pre_model_type}': give the .keras file.")]
+        if self.model == "noise-filter" and self.pre_model_type != "none":
+            return [("pre-model-type", f"is '{self.pre_model_type}' but model is 'noise-filter': a noise filter "
+                     "takes every hit and has no pre-model; set pre-model-type: none.")]
+        if self.pre_model_type == "noise-filter" and not self.pre_model_path:
+            return [("pre-model-path", "required when pre-model-type is 'noise-filter': give the filter's .keras "
+                     "file (relative to this config) or its MLflow model URI, runs:/<run id>/model.")]
         if self.pre_model_type == "none" and self.pre_model_path:
             return [("pre-model-path", "is set but pre-model-type is 'none', so it would be ignored: remove it "
                      "or set pre-model-type.")]
@@ -238,6 +260,11 @@ class Evaluation:
     energy_threshold: float = key(
         10.0, min=0.0, doc="GeV. The headline efficiency counts truth objects above it, the fake rate showers "
                            "above it, response and resolution matches above it; the *_all metrics use no cut.",
+    )
+    noise_filter_threshold: float = key(
+        0.5, min=0.0, max=1.0, max_exclusive=True,
+        doc="General.model noise-filter: the score at which its signal efficiency, noise rejection and kept "
+            "shower energy are reported (the pre-model-threshold you mean to use it with).",
     )
 
 

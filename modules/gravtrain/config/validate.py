@@ -32,6 +32,7 @@ from gravtrain.config.fields import (
     FrozenDict,
     KeyInfo,
     KeySpec,
+    config_relative_path,
     is_partial,
     is_section,
     section_keys,
@@ -170,6 +171,8 @@ class _Checker:
             key_path = path + (info.yaml_name,)
             if info.yaml_name in raw:
                 value = self.value(info.type, raw[info.yaml_name], key_path, info.spec)
+                if info.spec.relative_to_config and isinstance(value, str):
+                    value = config_relative_path(value, self._file_of(key_path))
             elif info.required:
                 self.add(key_path, f"missing required key '{info.yaml_name}' ({info.spec.doc})")
                 value = INVALID
@@ -192,6 +195,13 @@ class _Checker:
             if problems:
                 return INVALID
         return instance
+
+    def _file_of(self, path: Path) -> str | None:
+        """The config file a value was written in (None for a ``--set`` override or data built in Python)."""
+        origin = self.origins.get(path)
+        if origin is not None:
+            return origin.file if origin.line is not None else None
+        return self.filename
 
     def _file_stem_default(self, path: Path, info: KeyInfo) -> Any:
         """The config file's name without its extension, recorded as a default; without a file, a missing key."""
