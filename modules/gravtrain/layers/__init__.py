@@ -1,5 +1,5 @@
 """Pure Keras layers of gravtrain: kNN selection, GravNet, message passing, gooey batch norm, regularisers,
-input conditioning and the output heads.
+input conditioning, the output heads, and the pre-model layers (hit selection, learned pooling).
 
 This package imports nothing else of gravtrain and can be lifted out and reused.
 """
@@ -7,8 +7,10 @@ This package imports nothing else of gravtrain and can be lifted out and reused.
 from .batch_norm import ScaledGooeyBatchNorm2
 from .conditioning import FeatureColumns, FeatureStandardisation
 from .gravnet import GravNet
+from .hit_selection import FrozenModelOutput, KeepHits, NeighbourGraph
 from .heads import HEAD_NAMES, N_PID_CLASSES, CondensationHeads, HitTrackEmbedding
 from .knn import KNN_BACKENDS, select_knn
+from .pooling import GatherRows, LearnedPooling
 from .message_passing import DistanceWeightedMessagePassing
 from .regularizers import FillSpaceRegularizer, GravNetSpaceRegularizer
 
@@ -21,9 +23,14 @@ __all__ = [
     "FeatureColumns",
     "FeatureStandardisation",
     "FillSpaceRegularizer",
+    "FrozenModelOutput",
+    "GatherRows",
     "GravNet",
     "GravNetSpaceRegularizer",
     "HitTrackEmbedding",
+    "KeepHits",
+    "LearnedPooling",
+    "NeighbourGraph",
     "ScaledGooeyBatchNorm2",
     "select_knn",
 ]
