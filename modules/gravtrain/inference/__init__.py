@@ -7,10 +7,12 @@ Flow, for a batch of E events with V hits delimited by ``row_splits``::
     match_showers(t_idx, ids, hit_energy, ...)   -> truth object <-> shower pairs (energy IoU + Hungarian)
     compute_shower_metrics(...)                  -> ShowerMetrics (efficiency, fake rate, response, ...)
 
-:func:`evaluate_predictions` runs the whole chain on dicts of per-hit predictions and truth.
+:func:`evaluate_predictions` runs the whole chain on dicts of per-hit predictions and truth;
+:func:`filter_metrics` scores a noise filter (signal efficiency, noise rejection, ROC, shower energy kept).
 """
 
 from gravtrain.inference.clustering import PredictedShowers, condensation_clusters, condense, shower_energies
+from gravtrain.inference.filter_metrics import FILTER_METRIC_NAMES, FilterMetrics, filter_metrics
 from gravtrain.inference.matching import (
     ShowerMatches,
     TruthObjects,
@@ -28,6 +30,9 @@ from gravtrain.inference.metrics import (
 
 __all__ = [
     "DEFAULT_ENERGY_BINS",
+    "FILTER_METRIC_NAMES",
+    "FilterMetrics",
+    "filter_metrics",
     "PredictedShowers",
     "ShowerMatches",
     "ShowerMetrics",

@@ -63,7 +63,7 @@ class PredictedShowers:
 
 
 def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_threshold: float,
-             dist=None, is_track=None) -> PredictedShowers:
+             dist=None, is_track=None, kept=None) -> PredictedShowers:
     """Run condensation clustering (see the module docstring) and return ids and condensation points.
 
     Args:
@@ -74,10 +74,16 @@ def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_thres
         distance_threshold: the radius of a shower in units of d_α (a hit at exactly that distance is taken).
         dist: optional (V,) or (V, 1) non-negative per-hit distance scale d; 1 for every hit when None.
         is_track: optional (V,) or (V, 1) track flag (> 0.5: a track row, attached afterwards); None: no tracks.
+        kept: optional (V,) bool, the hits a noise filter kept: the others are noise (id −1) and take no part
+            in the clustering (their predictions are not read); None: every hit.
 
     Returns:
         A :class:`PredictedShowers`.
     """
+    if kept is not None:
+        return _condense_kept(np.asarray(kept, bool).reshape(-1), beta, ccoords, row_splits,
+                              beta_threshold=beta_threshold, distance_threshold=distance_threshold, dist=dist,
+                              is_track=is_track)
     ccoords = np.asarray(ccoords, dtype=np.float64)
     if ccoords.ndim != 2:
         raise ValueError(f"ccoords must have shape (V, C), got {ccoords.shape}")
@@ -105,6 +111,22 @@ def condense(beta, ccoords, row_splits, *, beta_threshold: float, distance_thres
     condensation_points = np.concatenate(points) if points else np.zeros(0, dtype=np.int64)
     logger.debug("condensation: %d hits, %d events, %d showers", n_hits, len(row_splits) - 1, next_id)
     return PredictedShowers(cluster_ids, condensation_points.astype(np.int64), cluster_row_splits)
+
+
+def _condense_kept(kept: np.ndarray, beta, ccoords, row_splits, **options) -> PredictedShowers:
+    """:func:`condense` of the kept hits alone (events kept apart), mapped back to all V hits."""
+    rows = np.flatnonzero(kept)
+    row_splits = checked_row_splits(row_splits, len(kept))
+    kept_row_splits = np.r_[0, np.cumsum(kept)][row_splits]
+
+    def subset(values):
+        return None if values is None else np.asarray(values)[rows]
+
+    options = {name: subset(value) if name in ("dist", "is_track") else value for name, value in options.items()}
+    inner = condense(subset(beta), np.asarray(ccoords)[rows], kept_row_splits, **options)
+    cluster_ids = np.full(len(kept), -1, dtype=np.int64)
+    cluster_ids[rows] = inner.cluster_ids
+    return PredictedShowers(cluster_ids, rows[inner.condensation_points].astype(np.int64), inner.cluster_row_splits)
 
 
 def _condense_event(beta: np.ndarray, ccoords: np.ndarray, radius: np.ndarray, track: np.ndarray,

@@ -218,7 +218,7 @@ def calorimeter_deposits(hit_energy, is_track=None) -> np.ndarray:
 
 def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits, *, beta_threshold: float,
                          distance_threshold: float, iou_threshold: float, energy_bins=None,
-                         is_track=None, energy_threshold: float = 0.0) -> ShowerMetrics:
+                         is_track=None, energy_threshold: float = 0.0, kept=None) -> ShowerMetrics:
     """Cluster, match and score the predictions of a batch of E events (V hits) in one call.
 
     Args:
@@ -239,9 +239,12 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
         iou_threshold: matching parameter (:func:`~gravtrain.inference.match_showers`).
         energy_bins: (B+1,) true-energy bin edges in GeV; :data:`DEFAULT_ENERGY_BINS` when None.
         energy_threshold: E_thr in GeV of the headline metrics (module docstring); 0: no cut.
+        kept: optional (V,) bool, the hits a noise filter kept; the others are noise (:func:`condense`), and the
+            truth still counts every hit, so dropped signal costs efficiency and response.
     """
     showers = condense(predictions["beta"], predictions["ccoords"], row_splits, beta_threshold=beta_threshold,
-                       distance_threshold=distance_threshold, dist=predictions.get("dist"), is_track=is_track)
+                       distance_threshold=distance_threshold, dist=predictions.get("dist"), is_track=is_track,
+                       kept=kept)
     deposits = calorimeter_deposits(hit_energy, is_track)
     predicted_energy = shower_energies(deposits, showers, predictions.get("energy_corr"))
     matches = match_showers(truth["t_idx"], showers.cluster_ids, deposits, row_splits,

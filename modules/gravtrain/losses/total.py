@@ -190,6 +190,8 @@ class ObjectCondensationLoss:
         values.update({name: float(variable.numpy()) for name, variable in self._numbers.items()})
         return values
 
+    term_names = LOSS_TERM_NAMES
+
     def __call__(self, predictions: Mapping, truth: Mapping, row_splits, is_track=None):
         """``(total, metrics)`` of :func:`object_condensation_loss` with the current options."""
         options = {**self._choices, **self._numbers}
