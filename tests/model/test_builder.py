@@ -154,13 +154,6 @@ def test_shipped_configs_build(name):
     assert model.count_params() > 10_000
 
 
-def test_pre_model_is_refused_with_a_config_error(toy_stats, tmp_path):
-    config = small_config(**{"General.pre-model-type": "noise-filter",
-                             "General.pre-model-path": str(tmp_path / "filter.keras")})
-    with pytest.raises(ConfigError, match="pre-model-type"):
-        build_model(config, toy_stats)
-
-
 def test_statistics_must_name_the_needed_features():
     stats = FeatureStats.neutral(("energy", "x", "y", "is_track"))
     with pytest.raises(ValueError, match="lack z"):

@@ -25,7 +25,7 @@ import keras
 from gravtrain.config.errors import ConfigError, ConfigIssue
 from gravtrain.config.schema import Config
 from gravtrain.layers import ScaledGooeyBatchNorm2
-from gravtrain.losses import ObjectCondensationLoss
+from gravtrain.losses import NoiseFilterLoss, ObjectCondensationLoss
 
 
 def argument_names(function: Callable) -> tuple[str, ...]:
@@ -76,15 +76,19 @@ def batch_norm_options(config: Config, index: int) -> dict:
 
 
 def loss_options(config: Config, index: int) -> dict:
-    """The loss options in force in stage ``index``, by the argument names of ``ObjectCondensationLoss``."""
+    """The loss options in force in stage ``index``, by the argument names of ``ObjectCondensationLoss``; none for
+    a noise filter (its loss has no options)."""
     _raise(_section_issues(config) + _stage_issues(config, index))
+    if config.General.model == "noise-filter":
+        return {}
     return stage_options(config.LossOptions, config.Training[index].LossOptions)
 
 
-def build_loss(config: Config, index: int = 0) -> ObjectCondensationLoss:
-    """The object condensation loss with the options of stage ``index``; ``set_options(**loss_options(config, j))``
-    moves it to stage j without retracing."""
-    return ObjectCondensationLoss(**loss_options(config, index))
+def build_loss(config: Config, index: int = 0) -> ObjectCondensationLoss | NoiseFilterLoss:
+    """The loss of the model family with the options of stage ``index``; ``set_options(**loss_options(config, j))``
+    moves it to stage j without retracing. A noise filter's loss is its binary cross-entropy."""
+    options = loss_options(config, index)  # checks the options first, for every model family
+    return NoiseFilterLoss() if config.General.model == "noise-filter" else ObjectCondensationLoss(**options)
 
 
 def batch_norm_layers(model: keras.Model) -> list[ScaledGooeyBatchNorm2]:
@@ -111,8 +115,9 @@ def _raise(issues: list[ConfigIssue]) -> None:
 
 
 def _section_issues(config: Config) -> list[ConfigIssue]:
-    """Keys of the ``BatchNormOptions`` and ``LossOptions`` sections that the layer or the loss does not take."""
-    issues = []
+    """Keys of the ``BatchNormOptions`` and ``LossOptions`` sections that the layer or the loss does not take;
+    for a noise filter, any ``LossOptions`` value changed from its default (they are object condensation's)."""
+    issues = _noise_filter_loss_issues(config)
     for section, taker in (("BatchNormOptions", ScaledGooeyBatchNorm2), ("LossOptions", ObjectCondensationLoss)):
         taken = argument_names(taker)
         for name in section_values(getattr(config, section)):
@@ -122,6 +127,19 @@ def _section_issues(config: Config) -> list[ConfigIssue]:
                     message=f"'{name}' is no argument of {taker.__name__}, so it would have no effect; "
                             f"{taker.__name__} takes {', '.join(taken)}."))
     return issues
+
+
+def _noise_filter_loss_issues(config: Config) -> list[ConfigIssue]:
+    if config.General.model != "noise-filter":
+        return []
+    defaults = type(config.LossOptions)()
+    changed = [f"LossOptions.{name}" for name, value in section_values(config.LossOptions).items()
+               if value != getattr(defaults, name)]
+    changed += [f"Training.{index}.LossOptions.{name}" for index, stage in enumerate(config.Training)
+                for name in overridden(stage.LossOptions)]
+    return [ConfigIssue(path=path, message=(
+        "is an object condensation option, but General.model is 'noise-filter', which trains with binary "
+        "cross-entropy and takes no loss options; remove it.")) for path in changed]
 
 
 def _stage_issues(config: Config, index: int) -> list[ConfigIssue]:

@@ -1,0 +1,156 @@
+"""Finding, loading and identifying the pre-model a config names (``General.pre-model-type`` / ``pre-model-path``).
+
+``pre-model-path`` is a ``.keras`` file (the config loader has already made a relative path relative to the
+working directory) or an MLflow model URI such as ``runs:/<run id>/model``, downloaded from the store the config
+tracks to (``MLFLOW_TRACKING_URI`` wins, as for training). A pre-model's identity, logged with the main run, is
+where it came from, the run that trained it (from the URI, or the run directory a checkpoint-directory path lies
+in) and the SHA-256 of its weights::
+
+    sha256 = SHA-256 over the weights in model order of (weight path, dtype, shape, bytes)
+
+which does not change when the same weights are saved again (a ``.keras`` archive's bytes hold timestamps).
+Every failure is a ``ConfigError`` on ``General.pre-model-path`` saying what is wrong and what to give instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from gravtrain.config.errors import ConfigError, ConfigIssue
+from gravtrain.config.schema import Config
+from gravtrain.model.loading import ModelFileError, feature_names, load_model
+
+#: The key every pre-model error is reported on.
+PRE_MODEL_KEY = "General.pre-model-path"
+#: The output a noise filter scores hits with (1: signal, 0: noise).
+SIGNAL_SCORE = "signal_score"
+#: A URI MLflow resolves (``runs:/``, ``models:/``, ``file:``, ...) rather than a path.
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class PreModel:
+    """A loaded pre-model and its identity.
+
+    Attributes:
+        model: the Keras model.
+        source: ``pre-model-path`` as configured (a path or a URI).
+        run_id: the MLflow run that trained it; "" when the path does not tell.
+        weights_sha256: the SHA-256 of its weights (module docstring).
+    """
+
+    model: keras.Model
+    source: str
+    run_id: str
+    weights_sha256: str
+
+    def identity(self) -> dict[str, str]:
+        """The identity as MLflow params / tags of the main run: ``pre_model.source``, ``pre_model.run_id``,
+        ``pre_model.weights_sha256``."""
+        return {"pre_model.source": self.source, "pre_model.run_id": self.run_id or "unknown",
+                "pre_model.weights_sha256": self.weights_sha256}
+
+    def describe(self) -> str:
+        run = f"run {self.run_id}" if self.run_id else "run unknown"
+        return f"{self.source} ({run}, weights SHA-256 {self.weights_sha256[:12]}...)"
+
+
+def weights_sha256(model: keras.Model) -> str:
+    """SHA-256 of ``model``'s weights (module docstring)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = keras.ops.convert_to_numpy(weight)
+        digest.update(f"{weight.path}|{value.dtype}|{value.shape}|".encode())
+        digest.update(value.tobytes(order="C"))
+    return digest.hexdigest()
+
+
+def load_pre_model(config: Config, data_features, *, expect_output: str | None = SIGNAL_SCORE,
+                   tracking_uri: str | None = None) -> PreModel:
+    """Load the pre-model ``config`` names and check it fits the data.
+
+    Args:
+        config: a config with ``pre-model-path`` set.
+        data_features: the feature names of the data (the columns the main model gets).
+        expect_output: an output the model must have (a noise filter's ``signal_score``); None for any.
+        tracking_uri: the store ``runs:/`` URIs are read from (default: ``MLFLOW_TRACKING_URI`` or
+            ``Tracking.tracking_uri``).
+
+    Raises:
+        ConfigError: no such file or run, not a gravtrain model, another kind of model, or other features.
+    """
+    source = config.General.pre_model_path
+    if source is None:
+        raise ValueError("the config names no pre-model")
+    with tempfile.TemporaryDirectory(prefix="gravtrain-pre-model-") as scratch:
+        if _URI.match(source):
+            path, run_id = _download(source, tracking_uri or _tracking_uri(config), Path(scratch))
+        else:
+            path = Path(source)
+            run_id = path.parent.name if _RUN_ID.match(path.parent.name) else ""
+            if not path.is_file():
+                _fail(f"'{source}' does not exist (a relative path is relative to the config file). Give the "
+                      "filter's .keras file, e.g. checkpoints/<run id>/model.keras, or its MLflow model URI "
+                      "runs:/<run id>/model.")
+        try:
+            model = load_model(path)
+        except ModelFileError as exc:
+            _fail(f"{exc} A pre-model is a model gravtrain trained (General.model: noise-filter).")
+    if expect_output is not None and expect_output not in model.output:
+        _fail(f"'{source}' is a gravtrain model but not a noise filter (it has no '{expect_output}' output; its "
+              f"outputs are {', '.join(sorted(model.output))}). Train one with General.model: noise-filter.")
+    saved, wanted = tuple(feature_names(model)), tuple(data_features)
+    if saved != wanted:
+        _fail(f"'{source}' was trained on the features {', '.join(saved)} but the data has {', '.join(wanted)}; "
+              "train the pre-model on data with the same features.")
+    return PreModel(model=model, source=source, run_id=run_id, weights_sha256=weights_sha256(model))
+
+
+def _tracking_uri(config: Config) -> str:
+    from gravtrain.tracking.store import configure_mlflow, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(config.Tracking)
+    configure_mlflow(uri)
+    return uri
+
+
+def _download(uri: str, tracking_uri: str, scratch: Path) -> tuple[Path, str]:
+    """The ``.keras`` file of the MLflow model at ``uri``, downloaded into ``scratch``, and its run ID."""
+    import mlflow
+
+    match = re.match(r"^runs:/([^/]+)/", uri)
+    run_id = match.group(1) if match else ""
+    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # a progress bar per file clutters the log
+    saved = {name: os.environ.get(name) for name in quiet}
+    os.environ.update(quiet)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(scratch),
+                                                         tracking_uri=tracking_uri))
+    except Exception as exc:  # MLflow raises several types for an unknown run or artifact
+        _fail(f"'{uri}' could not be read from the store {tracking_uri} ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the run ID and the store "
+              "(Tracking.tracking_uri or MLFLOW_TRACKING_URI), and that the run logged its model under that name "
+              "(gravtrain logs it as 'model').")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    files = sorted(local.rglob("*.keras")) if local.is_dir() else [local]
+    if not files or files[0].suffix != ".keras":
+        _fail(f"'{uri}' holds no .keras model file; give the URI of a model gravtrain logged, "
+              "runs:/<run id>/model.")
+    return files[0], run_id
+
+
+def _fail(message: str):
+    raise ConfigError([ConfigIssue(path=PRE_MODEL_KEY, message=message)])
