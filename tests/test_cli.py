@@ -127,6 +127,16 @@ def test_user_mistakes_exit_2_without_traceback(args, fragment):
     assert "Traceback" not in result.stderr
 
 
+def test_a_missing_pre_model_is_one_message_before_training(tmp_path):
+    config = (REPO / "configs" / "toy.yaml").read_text().replace(
+        "  seed: 42\n", "  seed: 42\n  pre-model-type: noise-filter\n  pre-model-path: filters/none.keras\n", 1)
+    path = tmp_path / "main.yaml"
+    path.write_text(config)
+    result = run("check", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"General.pre-model-path: '{tmp_path.as_posix()}/filters/none.keras' does not exist" in result.stderr
+
+
 def test_syntax_error_is_one_message(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("General:\n  name: [unclosed\nTraining: []\n")

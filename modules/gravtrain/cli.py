@@ -282,11 +282,15 @@ def run_check(args: argparse.Namespace) -> int:
     log.info("%s is valid (%d key%s took defaults).", args.config, n_default, "" if n_default == 1 else "s")
     if not args.no_model:
         from gravtrain.data import FeatureStats
-        from gravtrain.model import build_model, model_summary
+        from gravtrain.model import build_model, model_summary, pre_model_of
 
         # The architecture does not depend on the statistics; neutral ones avoid loading any data.
-        model = build_model(validated.config, FeatureStats.neutral())
+        stats = FeatureStats.neutral()
+        pre_model = pre_model_of(validated.config, stats.names)  # a missing or unfit pre-model: ConfigError
+        model = build_model(validated.config, stats, pre_model=pre_model)
         # stdout stays the resolved YAML alone (`gravtrain check x.yaml > resolved.yaml`); the summary is a log.
+        if pre_model is not None:
+            log.info("pre-model (%s): %s", validated.config.General.pre_model_type, pre_model.describe())
         log.info("%s", model_summary(model).rstrip())
     return EXIT_OK
 
@@ -324,10 +328,16 @@ def run_train(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return EXIT_USAGE
     metrics = result.metrics
-    log.info("done in %.0f s: above %g GeV on the validation events, efficiency %.3f, fake rate %.3f, response "
-             "%.3f (all energies: %.3f, %.3f, %.3f)", result.seconds, metrics.get("physics/energy_threshold", 0.0),
-             *(metrics.get(f"physics/{name}", float("nan")) for name in (
-                 "efficiency", "fake_rate", "response", "efficiency_all", "fake_rate_all", "response_all")))
+    if "physics/signal_efficiency" in metrics:  # a noise filter
+        log.info("done in %.0f s: at score >= %g on the validation events, signal efficiency %.3f, noise rejection "
+                 "%.3f, ROC AUC %.3f, mean shower energy kept %.3f", result.seconds,
+                 *(metrics[f"physics/{name}"] for name in ("threshold", "signal_efficiency", "noise_rejection",
+                                                            "auc", "shower_energy_kept")))
+    else:
+        log.info("done in %.0f s: above %g GeV on the validation events, efficiency %.3f, fake rate %.3f, response "
+                 "%.3f (all energies: %.3f, %.3f, %.3f)", result.seconds, metrics.get("physics/energy_threshold", 0.0),
+                 *(metrics.get(f"physics/{name}", float("nan")) for name in (
+                     "efficiency", "fake_rate", "response", "efficiency_all", "fake_rate_all", "response_all")))
     if result.run_id:
         log.info("MLflow run %s; browse it with `gravtrain ui`", result.run_id)
     log.info("model saved as %s", result.run_dir / "model.keras")

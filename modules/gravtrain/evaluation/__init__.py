@@ -4,6 +4,7 @@ This room joins the others (config, data, model, inference, plotting); ``gravtra
 training both call it.
 """
 
+from gravtrain.inference.filter_metrics import FILTER_METRIC_NAMES
 from gravtrain.inference.metrics import SCALAR_METRIC_NAMES as PHYSICS_METRIC_NAMES
 from gravtrain.evaluation.runner import (
     EvaluationResult,
@@ -14,5 +15,5 @@ from gravtrain.evaluation.runner import (
     save_result,
 )
 
-__all__ = ["PHYSICS_METRIC_NAMES", "EvaluationResult", "busiest_event", "evaluate", "evaluate_model",
+__all__ = ["FILTER_METRIC_NAMES", "PHYSICS_METRIC_NAMES", "EvaluationResult", "busiest_event", "evaluate", "evaluate_model",
            "predict_events", "save_result"]

@@ -1,11 +1,14 @@
 """Running a model over a set of events: predictions, physics metrics and the evaluation figures.
 
     predict_events(model, store)           -> per-hit predictions of every head, in the store's hit order
-    evaluate_model(model, store, options)  -> EvaluationResult: ShowerMetrics + figures
+    evaluate_model(model, store, options)  -> EvaluationResult: ShowerMetrics + figures (a noise filter:
+                                              FilterMetrics + its ROC and shower-energy figures)
     evaluate(config, model_path)           -> the same from files: the config names the data and thresholds
 
 Events are packed into batches of whole events (never split, never mixed: the model keeps events apart),
-in stored order, so the concatenated predictions line up with the store's hits.
+in stored order, so the concatenated predictions line up with the store's hits. A model behind a noise filter
+predicts for the hits it kept; its predictions are mapped back to every hit (zeros for a dropped one) with
+``kept`` saying which are real, and the clustering treats the dropped hits as noise: every hit is scored.
 """
 
 from __future__ import annotations
@@ -29,15 +32,19 @@ from gravtrain.inference import (
     ShowerMetrics,
     calorimeter_deposits,
     condense,
+    FilterMetrics,
     evaluate_predictions,
+    filter_metrics,
     match_showers,
 )
-from gravtrain.model import feature_names, load_model
+from gravtrain.model import HIT_INDEX, HIT_ROW_SPLITS, SIGNAL_SCORE, feature_names, load_model
 from gravtrain.plotting import (
     coordinate_space_figure,
     efficiency_response_figure,
     energy_scatter_figure,
     pid_confusion_figure,
+    roc_figure,
+    shower_energy_kept_figure,
     truth_vs_prediction_figure,
 )
 
@@ -54,12 +61,13 @@ class EvaluationResult:
     Attributes:
         metrics: efficiency, fake rate, response, resolution, binned arrays, PID confusion.
         figures: name -> matplotlib Figure (``efficiency_response``, ``energy_scatter``, ``pid_confusion``,
-            ``event_display``, ``cluster_space``); save with ``figure.savefig``.
+            ``event_display``, ``cluster_space``; a noise filter: ``roc``, ``shower_energy_kept``); save with
+            ``figure.savefig``.
         n_events, n_hits: what was evaluated.
         display_event: the event shown in ``event_display`` and ``cluster_space``.
     """
 
-    metrics: ShowerMetrics
+    metrics: ShowerMetrics | FilterMetrics
     figures: dict[str, Figure] = field(default_factory=dict)
     n_events: int = 0
     n_hits: int = 0
@@ -67,8 +75,10 @@ class EvaluationResult:
 
     def summary(self) -> str:
         """The metrics as a few aligned lines, for a terminal or a log: above the energy threshold and for all
-        energies."""
+        energies (a noise filter: its efficiency, rejection, AUC and the energy showers keep)."""
         m = self.metrics
+        if isinstance(m, FilterMetrics):
+            return m.summary()
         above = f"above {m.energy_threshold:g} GeV"
         lines = [
             f"events {m.n_events}: truth objects {m.n_truth} ({m.n_truth_above} {above}), predicted showers "
@@ -83,6 +93,16 @@ class EvaluationResult:
         if m.pid_confusion is not None:
             lines.append(f"PID accuracy {m.pid_accuracy:.3f}   (matched showers)")
         return "\n".join(lines)
+
+
+    def headline(self) -> str:
+        """One line of the main metrics, for the log at an epoch end."""
+        m = self.metrics
+        if isinstance(m, FilterMetrics):
+            return (f"signal efficiency {m.signal_efficiency:.3f}, noise rejection {m.noise_rejection:.3f}, "
+                    f"AUC {m.auc:.3f}, shower energy kept {m.shower_energy_kept:.3f}")
+        return (f"above {m.energy_threshold:g} GeV efficiency {m.efficiency:.3f}, fake rate {m.fake_rate:.3f}, "
+                f"response {m.response:.3f}")
 
 
 #: The compiled inference pass of each model, kept while the model lives (training scores it every epoch).
@@ -118,9 +138,29 @@ def predict_events(model: keras.Model, store: EventStore, *, hit_budget: int = D
     parts: dict[str, list[np.ndarray]] = {}
     for batch in batcher.numpy_batches(epoch=0):
         outputs = forward({"features": batch["features"], "row_splits": batch["row_splits"]})
+        outputs = {name: value.numpy() for name, value in outputs.items()}
+        if HIT_INDEX in outputs:
+            outputs = _to_every_hit(outputs, len(batch["features"]))
         for name, value in outputs.items():
-            parts.setdefault(name, []).append(value.numpy())
+            parts.setdefault(name, []).append(value)
     return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _to_every_hit(outputs: dict, n_hits: int) -> dict:
+    """The outputs of a model behind a noise filter, for the K hits it kept, as (V, ...) arrays: zeros at the
+    dropped hits, and ``kept`` (V,) bool saying which hits the network saw."""
+    index = outputs.pop(HIT_INDEX)
+    outputs.pop(HIT_ROW_SPLITS)
+    every = {"kept": np.zeros(n_hits, bool)}
+    every["kept"][index] = True
+    for name, value in outputs.items():
+        if len(value) == n_hits:  # the pre-model's score covers every hit already
+            every[name] = value
+            continue
+        full = np.zeros((n_hits,) + value.shape[1:], value.dtype)
+        full[index] = value
+        every[name] = full
+    return every
 
 
 def _check_features(model: keras.Model, store: EventStore) -> None:
@@ -147,6 +187,9 @@ def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *
     predictions = predict_events(model, store, hit_budget=hit_budget)
     truth = store.truth
     hit_energy = store.features[:, FEATURE_NAMES.index("energy")]
+    if SIGNAL_SCORE in predictions and "beta" not in predictions:
+        return _evaluate_noise_filter(predictions[SIGNAL_SCORE], store, options.noise_filter_threshold,
+                                      figures=figures)
     with_pid = "pid" in predictions and float(np.sum(truth["t_pid"])) > 0
     metrics = evaluate_predictions(
         {name: predictions[name] for name in ("beta", "ccoords", "dist", "energy_corr")}
@@ -155,11 +198,30 @@ def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *
         distance_threshold=options.distance_threshold, iou_threshold=options.iou_threshold,
         energy_bins=DEFAULT_ENERGY_BINS if energy_bins is None else energy_bins,
         is_track=store.features[:, FEATURE_NAMES.index("is_track")], energy_threshold=options.energy_threshold,
+        kept=predictions.get("kept"),
     )
     result = EvaluationResult(metrics=metrics, n_events=store.n_events, n_hits=store.n_hits)
     if figures and store.n_events:
         result.display_event = busiest_event(store) if display_event is None else int(display_event)
         result.figures = _figures(store, predictions, metrics, options, result.display_event)
+    return result
+
+
+def _evaluate_noise_filter(score: np.ndarray, store: EventStore, threshold: float, *,
+                           figures: bool) -> EvaluationResult:
+    """A noise filter's :class:`~gravtrain.inference.FilterMetrics` on ``store``, with its ROC curve and the
+    histogram of the energy fraction each truth shower keeps."""
+    features = store.features
+    metrics = filter_metrics(score, store.truth["t_idx"], features[:, FEATURE_NAMES.index("energy")],
+                             store.row_splits, threshold=threshold,
+                             is_track=features[:, FEATURE_NAMES.index("is_track")])
+    result = EvaluationResult(metrics=metrics, n_events=store.n_events, n_hits=store.n_hits)
+    if figures and store.n_events:
+        result.figures = {
+            "roc": roc_figure(metrics.roc_noise_kept, metrics.roc_signal_kept, threshold=threshold, auc=metrics.auc,
+                              working_point=(1.0 - metrics.noise_rejection, metrics.signal_efficiency)),
+            "shower_energy_kept": shower_energy_kept_figure(metrics.shower_fractions, threshold=threshold),
+        }
     return result
 
 
@@ -194,7 +256,8 @@ def _figures(store: EventStore, predictions: dict, metrics: ShowerMetrics, optio
     column = {name: features[:, FEATURE_NAMES.index(name)] for name in ("x", "y", "z", "is_track", "energy")}
     is_track = column["is_track"] > 0.5
     condensation = condense(one["beta"], one["ccoords"], one_splits, beta_threshold=options.beta_threshold,
-                            distance_threshold=options.distance_threshold, dist=one.get("dist"), is_track=is_track)
+                            distance_threshold=options.distance_threshold, dist=one.get("dist"), is_track=is_track,
+                            kept=one.get("kept"))
     energy = column["energy"]
     t_idx = event["t_idx"].reshape(-1)
     matches = match_showers(t_idx, condensation.cluster_ids, calorimeter_deposits(energy, is_track), one_splits,
@@ -205,8 +268,9 @@ def _figures(store: EventStore, predictions: dict, metrics: ShowerMetrics, optio
         column["x"], column["y"], column["z"], energy, t_idx, condensation.cluster_ids,
         is_track=is_track, predicted_to_truth=shower_to_truth,
         title=f"event {event_index}: truth (top) and predicted showers (bottom)")
+    shown = one["kept"] if "kept" in one else np.ones(len(t_idx), bool)  # dropped hits have no cluster space
     figures["cluster_space"] = coordinate_space_figure(
-        one["ccoords"], t_idx, beta=one["beta"].reshape(-1),
+        one["ccoords"][shown], t_idx[shown], beta=one["beta"].reshape(-1)[shown],
         title=f"event {event_index}: cluster space, coloured by truth object", axis_label="c")
     return figures
 

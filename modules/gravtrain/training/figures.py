@@ -3,7 +3,8 @@
 - ``plots/loss_terms.png``: every recorded ``loss/<term>`` and the objective against the global step;
 - ``plots/schedule.png``: the learning rate against the global step, with the stages;
 - ``plots/space_gravnet_<i>.png`` and ``plots/space_cluster.png``: the GravNet spaces and the cluster space
-  of one validation event (the busiest of the first 20), coloured by truth object, with β as marker size.
+  of one validation event (the busiest of the first 20), coloured by truth object, with β as marker size
+  (behind a noise filter: the hits it kept; with pre-pooling: the cluster space only; a noise filter: none).
 
 ``refresh`` draws them on the calling (training) thread, with matplotlib's Agg renderer, and logs the PNGs
 before it returns: training waits for the plots, and nothing runs beside it. A refresh costs about a second
@@ -26,6 +27,7 @@ from matplotlib.figure import Figure
 from gravtrain.config.schema import Config
 from gravtrain.data import EventStore, batch_element_spec
 from gravtrain.evaluation import busiest_event
+from gravtrain.model import HIT_INDEX
 from gravtrain.plotting import coordinate_space_figure, loss_curves_figure, schedule_figure
 
 #: zlib level of the PNGs: 1 (of 9; matplotlib's default is 6) encodes about three times faster for files about
@@ -42,10 +44,17 @@ class TrainingFigures:
         self.inputs = {"features": event["features"],
                        "row_splits": np.array([0, len(event["features"])], dtype=np.int32)}
         self.t_idx = event["t_idx"].reshape(-1)
-        outputs = {f"gravnet_{i}": model.get_layer(f"gravnet_{i}").output[1]
-                   for i in range(len(config.Architecture.gravnet))}
+        self._probe = None
+        if "ccoords" not in model.output:  # a noise filter has no spaces to draw
+            return
+        outputs = {}
+        if config.General.pre_model_type != "pre-pooling":  # pooled rows are not the event's hits
+            outputs = {f"gravnet_{i}": model.get_layer(f"gravnet_{i}").output[1]
+                       for i in range(len(config.Architecture.gravnet))}
         outputs["cluster"] = model.output["ccoords"]
         outputs["beta"] = model.output["beta"]
+        if HIT_INDEX in model.output:  # behind a noise filter: the spaces hold the kept hits
+            outputs[HIT_INDEX] = model.output[HIT_INDEX]
         probe = keras.Model(model.inputs, outputs, name="space_probe")
         spec = batch_element_spec()
         self._probe = tf.function(lambda inputs: probe(inputs, training=False),
@@ -54,7 +63,8 @@ class TrainingFigures:
     def warm_up(self) -> None:
         """Trace the probe's forward pass before training starts (for a tracked run), so that the first refresh
         does not pay for it."""
-        self._probe(self.inputs)
+        if self._probe is not None:
+            self._probe(self.inputs)
 
     def refresh(self, tracker, recorder, stage_marks, progress) -> None:
         """Draw the live plots of the run so far and log them; ``stage_marks`` are (first step, name) of the
@@ -77,11 +87,14 @@ class TrainingFigures:
         lr_steps, lr_values = recorder.curves.get("lr", ([], []))
         if lr_steps:
             figures["plots/schedule.png"] = schedule_figure(np.asarray(lr_steps), np.asarray(lr_values), **stages)
+        if self._probe is None:
+            return figures
         spaces = {name: value.numpy() for name, value in self._probe(self.inputs).items()}
         beta = spaces.pop("beta").reshape(-1)
+        t_idx = self.t_idx[spaces.pop(HIT_INDEX)] if HIT_INDEX in spaces else self.t_idx
         for name, coords in spaces.items():
             label = "cluster space" if name == "cluster" else f"{name} space"
             figures[f"plots/space_{name}.png"] = coordinate_space_figure(
-                coords, self.t_idx, beta=beta, title=f"{label}, validation event {self.event_index}, step {step}",
+                coords, t_idx, beta=beta, title=f"{label}, validation event {self.event_index}, step {step}",
                 axis_label="c" if name == "cluster" else "s")
         return figures

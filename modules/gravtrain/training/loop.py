@@ -43,6 +43,7 @@ from gravtrain.model import (
     loss_options,
     make_optimizer,
     model_summary,
+    pre_model_of,
 )
 from gravtrain.tracking import StoreWriteError
 from gravtrain.training import checkpoint as ckpt
@@ -55,6 +56,8 @@ from gravtrain.training.step import TrainingStep
 
 logger = logging.getLogger(__name__)
 
+#: The progress bar shows the objective and this many of the loss's first terms.
+PROGRESS_TERMS = 4
 #: A stage that skips more than this share of its training events (larger than its batch size) warns.
 SKIPPED_EVENTS_WARNING = 0.01
 
@@ -91,7 +94,8 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
     stats = FeatureStats.from_store(train_store)
     logger.info("%d training events (%d hits), %d validation events", train_store.n_events, train_store.n_hits,
                 val_store.n_events)
-    model = build_model(config, stats)
+    pre_model = pre_model_of(config, stats.names)
+    model = build_model(config, stats, pre_model=pre_model)
     check_freeze_patterns(config, model)
     optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
     optimizer.build(model.trainable_variables)
@@ -106,6 +110,8 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
                         progress.epoch, progress.step)
         else:
             run.log_start(config, stats, model_summary(model))
+            if pre_model is not None:
+                run.log_pre_model(pre_model)
         trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store)
         trainer.epoch_end = epoch_end
         loop_started, loop_cpu_started = time.perf_counter(), _cpu_seconds()
@@ -239,8 +245,8 @@ class _StagedTrainer:
         title = f"epoch {progress.epoch + 1} (stage {config.stage_name(index)}, {progress.stage_epoch + 1}/" \
                 f"{stage.epochs})"
         logger.info("%s", title)
-        bar = keras.utils.Progbar(plan.n_batches, stateful_metrics=["objective", "attractive", "repulsive", "beta",
-                                                                    "noise", "hits/s"], verbose=1)
+        shown = list(self.loss.term_names[:PROGRESS_TERMS])
+        bar = keras.utils.Progbar(plan.n_batches, stateful_metrics=["objective", *shown, "hits/s"], verbose=1)
         bar.update(progress.batch_in_epoch)
         tick = time.perf_counter()
         for batch in batcher.dataset(progress.epoch, start_batch=progress.batch_in_epoch):
@@ -256,9 +262,8 @@ class _StagedTrainer:
             tick = now
             self.recorder.add_batch(values, progress.step)
             bar.update(progress.batch_in_epoch, values=[
-                ("objective", values["objective"]), ("attractive", values["loss/attractive"]),
-                ("repulsive", values["loss/repulsive"]), ("beta", values["loss/beta"]),
-                ("noise", values["loss/noise"]), ("hits/s", averages.hits_per_second)])
+                ("objective", values["objective"]), *((term, values[f"loss/{term}"]) for term in shown),
+                ("hits/s", averages.hits_per_second)])
             progress.epoch_averages = averages.state()
             stopped_below = self._stop_below(stage, values["objective"])
             if progress.step % config.Plotting.plot_frequency == 0 and progress.batch_in_epoch < plan.n_batches:
@@ -314,11 +319,9 @@ class _StagedTrainer:
         epoch_metrics["epoch/seconds"] = averages.seconds
         every = self.config.Plotting.physics_frequency
         if every and progress.epoch % every == 0:
-            physics = self.physics(figures=False).metrics
-            epoch_metrics.update({f"physics/{name}": value for name, value in physics.to_dict().items()})
-            logger.info("epoch %d: above %g GeV efficiency %.3f, fake rate %.3f, response %.3f (validation events)",
-                        progress.epoch, physics.energy_threshold, physics.efficiency, physics.fake_rate,
-                        physics.response)
+            physics = self.physics(figures=False)
+            epoch_metrics.update({f"physics/{name}": value for name, value in physics.metrics.to_dict().items()})
+            logger.info("epoch %d: %s (validation events)", progress.epoch, physics.headline())
         self.recorder.record(epoch_metrics, step=progress.epoch)
         if self.epoch_end is not None:
             self.stop_reason = self.epoch_end(progress.epoch, epoch_metrics)

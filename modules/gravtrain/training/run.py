@@ -1,8 +1,9 @@
 """The run around a training: the MLflow run (or none), the checkpoint directory, what is logged at the start
 and the end, and the run's status when training stops for any reason.
 
-- Start: params (every key of the resolved config, flattened, in batches), tags (provenance, the description
-  as ``mlflow.note.content``, ``Tracking.tags``), artifacts (the original YAML byte for byte, the resolved
+- Start: params (every key of the resolved config, flattened, in batches; a pre-model's source, run ID and
+  weights SHA-256, also as tags), tags (provenance, the description as ``mlflow.note.content``, ``Tracking.tags``),
+  artifacts (the original YAML byte for byte, the resolved
   config, the model summary, the feature statistics).
 - End: the model as ``model.keras`` in the run directory and as an MLflow Keras-flavour model under ``model``;
   the status FINISHED, KILLED (Ctrl-C) or FAILED (with the error as the tag ``gravtrain.error``).
@@ -80,6 +81,14 @@ class RunContext:
         self.tracker.log_text(summary, "model_info/summary.txt")
         self.tracker.log_dict(feature_stats.to_dict(), "model_info/feature_stats.json")
         self.tracker.flush(wait=True)
+
+    def log_pre_model(self, pre_model) -> None:
+        """The pre-model's identity (``PreModel.identity``: source, run ID, weights SHA-256) as params and tags
+        (``gravtrain.``-prefixed) of the run, and in the log."""
+        identity = pre_model.identity()
+        self.tracker.log_params(identity)
+        self.tracker.set_tags({f"gravtrain.{name}": value for name, value in identity.items()})
+        logger.info("pre-model %s", pre_model.describe())
 
     def save_unwritten_metrics(self) -> int:
         """Append the metrics the store failed to take to ``UNWRITTEN_METRICS_FILE``; returns how many (0, with

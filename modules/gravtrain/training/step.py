@@ -6,6 +6,10 @@ batch norm, kernel regularisers)::
     objective = L_oc(p, t, row_splits, is_track) + sum(model.losses)
 
 (``is_track`` is the model's track-flag feature column: the loss never makes a track a condensation point.)
+The loss is the model family's (``build_loss``): object condensation, or a noise filter's cross-entropy. When a
+noise-filter pre-model dropped hits, the model says which rows its outputs are (``hit_index``) and their event
+boundaries (``hit_row_splits``): the loss takes the truth, the track flags and the boundaries of those hits, and
+``hits_kept`` reports how many there were.
 
 The train step computes the gradient of the objective with respect to the trainable weights and applies it
 only when the objective, every reported term and every gradient are finite (the NaN guard); otherwise it
@@ -25,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from gravtrain.data.batching import batch_element_spec
-from gravtrain.model import TRACK_FLAG_FEATURE, ObjectCondensationLoss, feature_names, regularizer_values
+from gravtrain.model import HIT_INDEX, HIT_ROW_SPLITS, TRACK_FLAG_FEATURE, feature_names, regularizer_values
 
 MODEL_INPUTS = ("features", "row_splits")
 
@@ -45,11 +49,11 @@ class TrainingStep:
 
     Args:
         model: the gravtrain model.
-        loss: the condensation loss, with its options as variables (``set_options`` between stages).
+        loss: the model family's loss (``build_loss``), its options as variables (``set_options`` between stages).
         optimizer: a Keras optimizer built for all of the model's trainable weights.
     """
 
-    def __init__(self, model: keras.Model, loss: ObjectCondensationLoss, optimizer: keras.optimizers.Optimizer):
+    def __init__(self, model: keras.Model, loss, optimizer: keras.optimizers.Optimizer):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -70,13 +74,21 @@ class TrainingStep:
             predictions = self.model(inputs, training=training)
             truth = {name: value for name, value in batch.items() if name not in MODEL_INPUTS}
             is_track = batch["features"][:, self._track_column]
-            oc_loss, metrics = self.loss(predictions, truth, batch["row_splits"], is_track)
+            row_splits = batch["row_splits"]
+            if HIT_INDEX in predictions:  # a pre-model kept a subset of the hits
+                index = predictions[HIT_INDEX]
+                truth = {name: tf.gather(value, index) for name, value in truth.items()}
+                is_track = tf.gather(is_track, index)
+                row_splits = predictions[HIT_ROW_SPLITS]
+            oc_loss, metrics = self.loss(predictions, truth, row_splits, is_track)
             added = tf.add_n([tf.cast(x, oc_loss.dtype) for x in self.model.losses]) if training and \
                 self.model.losses else tf.zeros((), oc_loss.dtype)
             metrics = dict(metrics)
             metrics.update({name: tf.cast(value, oc_loss.dtype) for name, value in regularizer_values(self.model).items()})
             metrics["model_losses"] = added
             metrics["hits"] = tf.cast(tf.shape(batch["features"])[0], oc_loss.dtype)
+            if HIT_INDEX in predictions:
+                metrics["hits_kept"] = tf.cast(tf.shape(predictions[HIT_INDEX])[0], oc_loss.dtype)
             return oc_loss + added, metrics
 
         @tf.function(input_signature=[spec])
