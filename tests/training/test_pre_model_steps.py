@@ -9,10 +9,11 @@ import tensorflow as tf
 
 from gravtrain.data import FEATURE_NAMES, FeatureStats, simulate_events
 from gravtrain.data.batching import HitBudgetBatcher
-from gravtrain.model import HIT_INDEX, HIT_ROW_SPLITS, build_loss, build_model, make_optimizer
+from gravtrain.model import HIT_INDEX, HIT_ROW_SPLITS, build_model
 from gravtrain.training.stages import apply_freeze
-from gravtrain.training.step import MODEL_INPUTS, TrainingStep
+from gravtrain.training.step import MODEL_INPUTS
 from tests.model.conftest import small_config
+from tests.training.test_units import make_step
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +31,6 @@ def filter_path(events, tmp_path_factory):
     return path
 
 
-def make_step(config, events):
-    model = build_model(config, FeatureStats.from_store(events))
-    optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
-    optimizer.build(model.trainable_variables)
-    loss = build_loss(config, 0)
-    return model, loss, TrainingStep(model, loss, optimizer)
-
-
 def compiled(model):
     """The model's inference pass as a compiled function, like the step's: an eager pass may round a score
     differently and so select or pool other hits."""
@@ -52,7 +45,8 @@ def batches(events, budgets):
 def test_behind_a_filter_the_loss_takes_the_truth_of_the_kept_hits(events, filter_path):
     config = small_config(**{"General.pre-model-type": "noise-filter", "General.pre-model-path": str(filter_path),
                              "General.pre-model-threshold": 0.5, "Architecture.knn": "brute"})
-    model, loss, step = make_step(config, events)
+    model, _, step = make_step(config, events)
+    loss = step.loss
     apply_freeze(model, [])  # a stage unfreezes every layer its patterns do not match
     filter_weights = [w.numpy().copy() for w in model.get_layer("pre_model").weights]
     batch = next(iter(batches(events, [3000])))
@@ -73,7 +67,8 @@ def test_behind_a_filter_the_loss_takes_the_truth_of_the_kept_hits(events, filte
 
 def test_with_pre_pooling_the_loss_sees_every_hit_and_the_pooling_learns(events):
     config = small_config(**{"General.pre-model-type": "pre-pooling", "General.pre-pooling-factor": 4.0})
-    model, loss, step = make_step(config, events)
+    model, _, step = make_step(config, events)
+    loss = step.loss
     batch = next(iter(batches(events, [3000])))
     values = step.validate_step(batch)
     predictions = compiled(model)({name: batch[name] for name in MODEL_INPUTS})

@@ -185,11 +185,11 @@ def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *
         figures: draw the figures (False for metrics only).
     """
     predictions = predict_events(model, store, hit_budget=hit_budget)
-    truth = store.truth
-    hit_energy = store.features[:, FEATURE_NAMES.index("energy")]
     if SIGNAL_SCORE in predictions and "beta" not in predictions:
         return _evaluate_noise_filter(predictions[SIGNAL_SCORE], store, options.noise_filter_threshold,
                                       figures=figures)
+    truth = store.truth
+    hit_energy = store.features[:, FEATURE_NAMES.index("energy")]
     with_pid = "pid" in predictions and float(np.sum(truth["t_pid"])) > 0
     metrics = evaluate_predictions(
         {name: predictions[name] for name in ("beta", "ccoords", "dist", "energy_corr")}
