@@ -58,6 +58,8 @@ def test_new_run_name_experiment_description(start, client):
     assert run.info.run_name == "run" and client.get_experiment(run.info.experiment_id).name == "exp"
     assert run.data.tags["mlflow.note.content"] == "first try"
     assert tracker.artifact_uri == run.info.artifact_uri
+    # MLflow's UI opens an experiment of this kind on its runs table, not as a GenAI project
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_params_and_tags_are_batched(start, client, batch_calls):

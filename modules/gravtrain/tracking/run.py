@@ -163,13 +163,19 @@ class MlflowTracker(RunParamsAndTags, RunMetrics, RunArtifacts):
             return False
 
 
+#: The experiment tag MLflow's UI reads to choose its view; this value opens the runs table (MLflow 3.x shows a
+#: new experiment without it as a GenAI project, with no runs).
+EXPERIMENT_KIND_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def _experiment_id(client: "MlflowClient", name: str) -> str:
+    """The ID of experiment ``name``, created (tagged with `EXPERIMENT_KIND_TAGS`) if the store has none."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name)
+            return client.create_experiment(name, tags=EXPERIMENT_KIND_TAGS)
         except MlflowException:  # created meanwhile by another process (e.g. a parallel sweep)
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
