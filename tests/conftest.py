@@ -17,3 +17,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def user_cache_directory(tmp_path_factory, monkeypatch) -> Path:
+    """A cache directory of the test's own (``XDG_CACHE_HOME``), so that nothing a test runs (the store mirror
+    of ``gravtrain ui`` and ``gravtrain runs list``) writes into the user's ``~/.cache``."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache

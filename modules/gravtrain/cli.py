@@ -68,6 +68,16 @@ def _port_number(text: str) -> int:
     return port
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a duration: give a number of seconds above 0")
+    return seconds
+
+
 def _positive_count(text: str) -> int:
     try:
         count = int(text)
@@ -136,15 +146,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="report on the sweep as it stands (best trial, table, figures) and stop")
     tune.set_defaults(run=run_tune)
 
-    ui = commands.add_parser("ui", help="browse the runs: start `mlflow server` on the tracking store")
-    ui.add_argument("--store", metavar="URI",
-                    help="backend store (default: $MLFLOW_TRACKING_URI, else mlruns in the current directory)")
+    ui = commands.add_parser(
+        "ui", help="browse the runs: `mlflow server` on a local mirror of the store, fast on an sshfs mount")
+    ui.add_argument("store", nargs="?", metavar="STORE",
+                    help="the store: a directory (mlruns, perhaps mounted from a cluster) or a sqlite:/// URI "
+                         "(default: $MLFLOW_TRACKING_URI, else mlruns in the current directory)")
+    ui.add_argument("--store", dest="store_option", metavar="URI", help=argparse.SUPPRESS)  # before STORE was
+    ui.add_argument("--refresh", type=_positive_seconds, default=2.0, metavar="SECONDS",
+                    help="seconds between two looks for new or changed runs (default 2)")
+    ui.add_argument("--mirror", metavar="DIR",
+                    help="where the local mirror of a directory store lives (default: in ~/.cache/gravtrain)")
+    ui.add_argument("--direct", action="store_true",
+                    help="serve a directory store itself, without the mirror (slow on a network mount; "
+                         "artifacts only where the store was written)")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ui.add_argument("--port", type=_port_number, default=5000, help="port, 1-65535 (default 5000)")
     ui.set_defaults(run=run_ui)
 
     runs = commands.add_parser(
-        "runs", help="look after and compare the runs of a store: `gravtrain runs doctor`, `gravtrain runs compare`")
+        "runs", help="list, compare and look after the runs of a store: `gravtrain runs list`, `runs compare`, "
+             "`runs doctor`")
     runs_commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND")
     doctor = runs_commands.add_parser(
         "doctor", help="find runs a crash or a full disk damaged (and with --fix move the damage aside)")
@@ -153,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--fix", action="store_true",
                         help="move the damaged files into a quarantine folder of the store (nothing is deleted)")
     doctor.set_defaults(run=run_doctor)
+    listing = runs_commands.add_parser(
+        "list", help="one line per run: name, status, stage, start, duration, headline metrics, config hash")
+    listing.add_argument("store", nargs="?", metavar="STORE",
+                         help="the store (default: $MLFLOW_TRACKING_URI, else mlruns here); a directory is read "
+                              "through its local mirror, as `gravtrain ui` does")
+    listing.add_argument("--json", action="store_true", help="print the runs as JSON instead of a table")
+    listing.add_argument("--mirror", metavar="DIR", help="where the store's local mirror lives")
+    listing.add_argument("--direct", action="store_true", help="read a directory store itself, without the mirror")
+    listing.set_defaults(run=run_list)
     compare = runs_commands.add_parser(
         "compare", help="the config keys that differ between runs, and their metrics with deltas to the first")
     compare.add_argument("reference", metavar="RUN_A",
@@ -382,7 +412,29 @@ def _default_store(given: str | None) -> str:
 def run_ui(args: argparse.Namespace) -> int:
     from gravtrain.tracking import serve_ui
 
-    return serve_ui(_default_store(args.store), host=args.host, port=args.port)
+    if args.store and args.store_option:
+        log.error("name the store once: either STORE or --store.")
+        return EXIT_USAGE
+    return serve_ui(_default_store(args.store or args.store_option), host=args.host, port=args.port,
+                    direct=args.direct, mirror_home=args.mirror, refresh_seconds=args.refresh)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from gravtrain.tracking.errors import TrackingError
+    from gravtrain.tracking.run_list import list_runs, runs_table
+
+    try:
+        runs = list_runs(_default_store(args.store), mirror_home=args.mirror, direct=args.direct)
+    except TrackingError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps([run.to_dict() for run in runs], indent=2, allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(runs_table(runs) + "\n")
+    return EXIT_OK
 
 
 def run_doctor(args: argparse.Namespace) -> int:

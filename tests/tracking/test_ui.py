@@ -252,3 +252,75 @@ def test_a_signal_to_gravtrain_ui_leaves_no_server_behind(store, tmp_path):
             wrapper.kill()
             wrapper.wait()
         _kill_server_left_behind(log_path.read_text())
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+@pytest.mark.slow
+def test_gravtrain_ui_on_a_moved_store_serves_every_artifact_follows_new_runs_and_writes_nothing(tmp_path,
+                                                                                                  monkeypatch):
+    """The laptop's view of a cluster's store: written at one path, read at another, followed while it grows."""
+    from tests.tracking.test_mirror import add_run, snapshot
+
+    monkeypatch.setenv(ALLOW_FILE_STORE_ENV, "true")
+    written = tmp_path / "cluster" / "mlruns"
+    runs = [add_run(written, "physics", f"run-{i}") for i in range(2)]
+    source = tmp_path / "mnt" / "mlruns"
+    source.parent.mkdir()
+    os.rename(written, source)
+    before = snapshot(source)
+
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV)}
+    log_path = tmp_path / "ui.log"
+    with open(log_path, "w") as log:
+        wrapper = subprocess.Popen([sys.executable, "-m", "gravtrain", "-v", "ui", str(source), "--port", str(port),
+                                    "--refresh", "0.5"], cwd=tmp_path, env=environment, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while "browse" not in log_path.read_text() and time.monotonic() < deadline and wrapper.poll() is None:
+            time.sleep(0.25)
+        text = log_path.read_text()
+        assert "browse" in text, text[-3000:]
+        assert text.index("mirrored 2 run(s)") < text.index("starting the MLflow server") < text.index("browse")
+        assert f"written at {tmp_path / 'cluster' / 'mlruns'} and is read at {source}" in text
+        experiments = post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
+        physics = next(e for e in experiments if e["name"] == "physics")
+        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in physics["tags"]
+
+        for run_id in runs:  # every artifact of every run, listed and downloaded
+            def listed(path=""):
+                query = f"run_uuid={run_id}" + (f"&path={path}" if path else "")
+                files = json.loads(get(f"{base}/ajax-api/2.0/mlflow/artifacts/list?{query}")).get("files", [])
+                return [name for item in files for name in (listed(item["path"]) if item["is_dir"] else [item["path"]])]
+
+            paths = sorted(listed())
+            assert paths == ["config.yaml", "evaluation/roc.png", "model/model.keras"]
+            name = post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [physics["experiment_id"]],
+                                                               "filter": f"attributes.run_id = '{run_id}'"})
+            run_name = name["runs"][0]["info"]["run_name"]
+            for path in paths:
+                assert get(f"{base}/get-artifact?path={path}&run_uuid={run_id}").decode().endswith(f"of {run_name}")
+
+        late = add_run(source, "physics", "late", scratch=tmp_path)  # the cluster's training adds a run
+        before = snapshot(source)
+        deadline, seen = time.monotonic() + 30, []
+        while late not in seen and time.monotonic() < deadline:
+            time.sleep(0.25)
+            found = post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [physics["experiment_id"]]})
+            seen = [run["info"]["run_id"] for run in found.get("runs", [])]
+        assert late in seen, log_path.read_text()[-3000:]
+
+        wrapper.send_signal(signal.SIGTERM)
+        assert wrapper.wait(timeout=40) == 128 + signal.SIGTERM, log_path.read_text()[-3000:]
+        assert snapshot(source) == before  # the store gravtrain ui read is byte for byte as it was
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+            wrapper.wait()
+        _kill_server_left_behind(log_path.read_text())

@@ -46,9 +46,9 @@ LIVE_SECONDS = 300.0
 #: A run whose ``meta.yaml`` is unreadable is taken to be mid-write if that file changed this recently.
 META_WRITE_SECONDS = 10.0
 #: Top-level folders of a store that are not experiments (MLflow's trash and model registry, our quarantine).
-_NOT_EXPERIMENTS = (".trash", "models", QUARANTINE_DIR)
+NOT_EXPERIMENTS = (".trash", "models", QUARANTINE_DIR)
 #: Folders inside an experiment that are not runs (MLflow's RESERVED_EXPERIMENT_FOLDERS).
-_NOT_RUNS = ("tags", "datasets", "traces", "models")
+NOT_RUNS = ("tags", "datasets", "traces", "models")
 _RUN_INFO_KEYS = ("run_id", "experiment_id", "status", "lifecycle_stage")
 _EXPERIMENT_INFO_KEYS = ("experiment_id", "name")
 _RUNNING = 1  # mlflow.entities.RunStatus.RUNNING, as the file store writes it
@@ -118,9 +118,9 @@ def examine_store(root: str | os.PathLike, *, now: float | None = None, read_met
     if not root.is_dir():
         return report
     now = time.time() if now is None else now
-    for experiment in sorted(path for path in root.iterdir() if path.is_dir() and path.name not in _NOT_EXPERIMENTS):
+    for experiment in sorted(path for path in root.iterdir() if path.is_dir() and path.name not in NOT_EXPERIMENTS):
         report.damages += _examine_experiment_meta(experiment)
-        for run_dir in sorted(path for path in experiment.iterdir() if path.is_dir() and path.name not in _NOT_RUNS):
+        for run_dir in sorted(path for path in experiment.iterdir() if path.is_dir() and path.name not in NOT_RUNS):
             report.runs_examined += 1
             damages = examine_run(run_dir, read_metrics=read_metrics)
             if damages and _is_live(run_dir, now):
@@ -289,7 +289,7 @@ def find_run_directory(root: str | os.PathLike, run_id: str) -> Path | None:
     if not root.is_dir():
         return None
     for experiment in root.iterdir():
-        if experiment.is_dir() and experiment.name not in _NOT_EXPERIMENTS and (experiment / run_id).is_dir():
+        if experiment.is_dir() and experiment.name not in NOT_EXPERIMENTS and (experiment / run_id).is_dir():
             return experiment / run_id
     return None
 

@@ -1,5 +1,11 @@
 """Browse runs: `serve_ui` runs ``mlflow server`` on a store until Ctrl-C (or SIGTERM, SIGHUP).
 
+A directory store is served through its local mirror (`gravtrain.tracking.mirror`): the store is read once with
+many requests in flight, then only its new or changed runs every ``refresh_seconds``, so a store mounted over
+sshfs from a cluster browses as fast as a local one; artifacts are served from where the store really is, at
+whatever path it is mounted; experiments of gravtrain open on their runs table. ``direct=True`` serves the store
+itself, as plain ``mlflow server --backend-store-uri`` does.
+
 The server runs as ``<this Python> -m mlflow server --backend-store-uri URI --host HOST --port PORT``, so it is
 the MLflow gravtrain logs with, and, for a directory store such as ``mlruns``, with
 ``MLFLOW_ALLOW_FILE_STORE=true`` in its environment (unless you set it yourself), without which MLflow 3
@@ -27,6 +33,9 @@ import urllib.error
 import urllib.request
 
 from gravtrain.tracking.store import file_store_environment, is_file_store, local_directory, store_uri
+
+#: Seconds between two refreshes of the mirror while the UI is open.
+REFRESH_SECONDS = 2.0
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +76,9 @@ def ui_url(host: str = "127.0.0.1", port: int = 5000) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port: int = 5000) -> int:
+def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port: int = 5000,
+             direct: bool = False, mirror_home: str | os.PathLike | None = None,
+             refresh_seconds: float = REFRESH_SECONDS) -> int:
     """Run the MLflow UI on a store until it stops or Ctrl-C is pressed.
 
     Args:
@@ -76,25 +87,47 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         host: the interface to listen on (``0.0.0.0`` opens it to other machines; MLflow then wants
             ``--allowed-hosts``).
         port: the port to listen on.
+        direct: serve a directory store itself rather than its mirror.
+        mirror_home: where the mirror lives (default: `gravtrain.tracking.mirror.default_mirror_home`).
+        refresh_seconds: seconds between two refreshes of the mirror.
 
     Returns:
         The exit code: 0 after Ctrl-C, 128 + the signal after SIGTERM or SIGHUP, 1 when the server cannot
-        listen on the port or exits before answering, 2 for an ``http(s)://`` store, else the server's own.
+        listen on the port or exits before answering, 2 for an ``http(s)://`` store or a store directory that
+        cannot be read, else the server's own.
     """
     uri = store_uri(backend_store_uri)
     if uri.startswith(("http://", "https://")):
         logger.error("%s is a tracking server already: open it in your browser.", uri)
         return 2
     directory = local_directory(uri)
-    if directory is not None and not directory.is_dir():
-        logger.warning("%s does not exist, so there are no runs to show: run this where you trained, or name "
-                       "the store you trained into.", directory)
-    elif directory is not None:
-        _warn_about_damage(directory)
     problem = port_problem(host, port)
     if problem:
         logger.error("cannot serve the MLflow UI on %s: %s", ui_url(host, port), problem)
         return 1
+    refresher = None
+    if directory is not None and not directory.is_dir():
+        logger.warning("%s does not exist, so there are no runs to show: run this where you trained, or name "
+                       "the store you trained into.", directory)
+    elif directory is not None and not direct:
+        from gravtrain.tracking.mirror import MirrorError, MirrorRefresher, StoreMirror
+
+        mirror = StoreMirror(directory, mirror_home)
+        logger.info("reading %s into its local mirror %s ...", directory, mirror.store)
+        try:
+            report = mirror.refresh()
+        except MirrorError as exc:
+            logger.error("%s", exc)
+            return 2
+        logger.info("mirrored %s", report.describe())
+        if report.relocated_from:
+            logger.info("the store was written at %s and is read at %s: its artifacts are served from there",
+                        report.relocated_from, directory)
+        _warn_about_damage(mirror.store, named=directory)
+        uri = store_uri(str(mirror.store))
+        refresher = MirrorRefresher(mirror, refresh_seconds)
+    elif directory is not None:
+        _warn_about_damage(directory)
     command = ui_command_line(uri, host=host, port=port)
     try:
         process = subprocess.Popen(command, env=ui_environment(uri), start_new_session=os.name == "posix")
@@ -103,13 +136,20 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         return 1
     logger.debug("mlflow server started as process %d: %s", process.pid, " ".join(command))
     previous = _install_stop_handlers()
+    started = time.monotonic()
+    logger.info("starting the MLflow server ...")
     try:
+        if refresher is not None:
+            refresher.start()
         if not _wait_until_serving(process, host, port):
             code = process.wait()
             logger.error("the MLflow server stopped before serving %s (exit code %d); its messages are above.",
                          ui_url(host, port), code)
             return code or 1
-        logger.info("MLflow UI for %s: browse %s (Ctrl-C stops it)", uri, ui_url(host, port))
+        logger.info("MLflow UI for %s (server ready in %.1f s%s): browse %s (Ctrl-C stops it)",
+                    directory or uri, time.monotonic() - started,
+                    f"; the mirror is refreshed every {refresh_seconds:g} s" if refresher else "",
+                    ui_url(host, port))
         code = process.wait()
     except KeyboardInterrupt:
         logger.info("stopping the MLflow UI")
@@ -121,6 +161,8 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         return 128 + stop.number
     finally:
         _restore_handlers(previous)
+        if refresher is not None:
+            refresher.stop(timeout=STOP_GRACE_SECONDS)
         if process.poll() is None:  # any other exception: do not leave the server behind
             _stop_server(process)
     if code != 0:
@@ -128,11 +170,16 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
     return code
 
 
-def _warn_about_damage(directory) -> None:
-    """The doctor's checks: warn (never refuse) when runs are damaged, with the command that repairs them."""
+def _warn_about_damage(directory, *, named=None) -> None:
+    """The doctor's checks: warn (never refuse) when runs are damaged, with the command that repairs them.
+
+    ``directory`` is examined (the mirror, a local copy, when there is one); ``named`` is the store the
+    messages name (default: ``directory``).
+    """
     from gravtrain.tracking.doctor import examine_store
 
     report = examine_store(directory, read_metrics=False)  # sizes only: quick on a store mounted over sshfs
+    directory = named or directory
     if report.damages:
         logger.warning("%d run(s) or experiment(s) of %s are damaged (%s); MLflow cannot list the experiments "
                        "holding them. `gravtrain runs doctor %s --fix` moves the damage aside (nothing is deleted).",

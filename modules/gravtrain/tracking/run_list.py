@@ -1,0 +1,136 @@
+"""``gravtrain runs list``: one line per run of a store (name, status, stage, start, duration, the headline metrics,
+config hash), newest first, as a table or as JSON.
+
+A directory store is read through its local mirror (`gravtrain.tracking.mirror`), brought up to date first, so
+that a store mounted over sshfs lists as fast as a local one; the runs are then read with MLflow's own client.
+
+Columns: the run name; MLflow's status; the ``gravtrain.stage`` tag (the stage running or last run); the start
+(local time); the duration (to now for a run still RUNNING); the latest value of each metric of `LIST_METRICS`
+the run has; the first characters of ``gravtrain.config_sha256`` (runs made from the same config file share it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Mapping, Sequence
+
+from gravtrain.tracking.errors import TrackingError
+from gravtrain.tracking.mirror import mirrored_store_uri
+from gravtrain.tracking.store import configure_mlflow
+
+logger = logging.getLogger(__name__)
+
+#: The metrics a listed run shows: the physics headline of a condensation model, then of a noise filter, then
+#: the objective training minimised. A run lacking one shows "-".
+LIST_METRICS = ("physics/efficiency", "physics/fake_rate", "physics/response", "physics/signal_efficiency",
+                "physics/noise_rejection", "val/objective")
+#: Column headings of `LIST_METRICS` in the table.
+METRIC_HEADINGS = {"physics/efficiency": "eff", "physics/fake_rate": "fake", "physics/response": "resp",
+                   "physics/signal_efficiency": "sig_eff", "physics/noise_rejection": "noise_rej",
+                   "val/objective": "objective"}
+STAGE_TAG = "gravtrain.stage"
+CONFIG_HASH_TAG = "gravtrain.config_sha256"
+#: Characters of the config hash shown in the table (JSON has it whole).
+SHORT_HASH_LENGTH = 10
+MISSING = "-"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One listed run: plain data."""
+
+    run_id: str
+    name: str
+    experiment: str  #: the experiment's name
+    status: str  #: MLflow's: RUNNING, FINISHED, FAILED, KILLED, SCHEDULED
+    stage: str | None
+    start_ms: int | None  #: start time, milliseconds since the epoch (as MLflow keeps it)
+    end_ms: int | None
+    metrics: Mapping[str, float] = field(default_factory=dict)  #: the latest value of each of `LIST_METRICS`
+    config_sha256: str | None = None
+
+    def duration_seconds(self, now_ms: int | None = None) -> float | None:
+        """End - start; to ``now_ms`` (default: now) for a run that has not ended."""
+        if self.start_ms is None:
+            return None
+        end = self.end_ms if self.end_ms else (now_ms if now_ms is not None else int(time.time() * 1000))
+        return max(0.0, (end - self.start_ms) / 1000.0)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["metrics"] = {key: value for key, value in self.metrics.items() if math.isfinite(value)}
+        data["duration_s"] = self.duration_seconds()
+        return data
+
+
+def list_runs(store: str, *, mirror_home=None, direct: bool = False) -> list[RunSummary]:
+    """Every active run of every active experiment of ``store`` (a directory or an MLflow URI), newest first.
+
+    A directory store is read through its mirror unless ``direct``.
+
+    Raises:
+        TrackingError: the store directory does not exist or cannot be read, or MLflow cannot read it.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
+    uri = mirrored_store_uri(store, mirror_home=mirror_home, direct=direct)
+    configure_mlflow(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        experiments = {e.experiment_id: e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)}
+        runs, page_token = [], None
+        while experiments:
+            page = client.search_runs(list(experiments), max_results=1000, page_token=page_token,
+                                      order_by=["attributes.start_time DESC"])
+            runs += page
+            page_token = page.token
+            if not page_token:
+                break
+    except MlflowException as exc:
+        raise TrackingError(f"MLflow cannot read the runs of {store}: {exc.message}; if a crash damaged it, "
+                            f"`gravtrain runs doctor {store}` finds the damage.") from exc
+    return [RunSummary(run_id=run.info.run_id, name=run.info.run_name or "",
+                       experiment=experiments.get(run.info.experiment_id, run.info.experiment_id),
+                       status=run.info.status, stage=run.data.tags.get(STAGE_TAG),
+                       start_ms=run.info.start_time, end_ms=run.info.end_time,
+                       metrics={key: run.data.metrics[key] for key in LIST_METRICS if key in run.data.metrics},
+                       config_sha256=run.data.tags.get(CONFIG_HASH_TAG)) for run in runs]
+
+
+def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None) -> str:
+    """The runs as a fixed-width table (one line each, a heading line first), or a sentence when there are none.
+    Metric columns that no run has are left out."""
+    if not runs:
+        return "no runs in this store."
+    metrics = [key for key in LIST_METRICS if any(key in run.metrics for run in runs)]
+    rows = [["name", "run", "status", "stage", "start", "duration", *(METRIC_HEADINGS[m] for m in metrics),
+             "config"]]
+    for run in runs:
+        rows.append([run.name or MISSING, run.run_id[:8], run.status, run.stage or MISSING, _start(run.start_ms),
+                     _duration(run.duration_seconds(now_ms)),
+                     *(_number(run.metrics.get(metric)) for metric in metrics),
+                     (run.config_sha256 or MISSING)[:SHORT_HASH_LENGTH]])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def _start(start_ms: int | None) -> str:
+    return datetime.fromtimestamp(start_ms / 1000).strftime("%Y-%m-%d %H:%M") if start_ms else MISSING
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return MISSING
+    minutes, second = divmod(int(round(seconds)), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}"
+
+
+def _number(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.4g}"

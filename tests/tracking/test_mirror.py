@@ -1,0 +1,236 @@
+"""The local mirror of a directory store (`gravtrain.tracking.mirror`): what MLflow reads from it equals what it
+reads from the source, artifacts are found at any path the store is read at, refreshes are incremental, and the
+source is never written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from gravtrain.tracking.mirror import MirrorError, StoreMirror, mirrored_store_uri
+from gravtrain.tracking.run import EXPERIMENT_KIND_TAGS
+from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV
+
+KIND, CUSTOM = next(iter(EXPERIMENT_KIND_TAGS.items()))
+
+
+@pytest.fixture(autouse=True)
+def allow_file_store(monkeypatch):
+    monkeypatch.setenv(ALLOW_FILE_STORE_ENV, "true")
+
+
+def client_of(root: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=root.as_uri())
+
+
+def add_run(root: Path, experiment: str, name: str, *, gravtrain: bool = True, end: bool = True,
+            artifacts: dict[str, str] | None = None, scratch: Path | None = None) -> str:
+    """A run like gravtrain's: params, metrics over steps (one with a '/' in its key), tags, artifacts."""
+    from mlflow.entities import Metric, Param
+
+    client = client_of(root)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    tags = {"gravtrain.stage": "warm-up", "gravtrain.config_sha256": "ab" * 32} if gravtrain else {"other": "x"}
+    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    client.log_batch(run_id, params=[Param(f"Training.0.key_{i}", str(i)) for i in range(5)],
+                     metrics=[Metric(key, 0.5 + step / 10, 1000 + step, step)
+                              for key in ("physics/efficiency", "train/loss") for step in range(3)])
+    for relative, text in (artifacts or {"model/model.keras": "weights", "evaluation/roc.png": "png",
+                                         "config.yaml": "General: {}"}).items():
+        local = (scratch or root.parent) / "scratch" / relative
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(f"{text} of {name}")
+        parent = str(Path(relative).parent)
+        client.log_artifact(run_id, str(local), None if parent == "." else parent)
+    if end:
+        client.set_terminated(run_id)
+    return run_id
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file below ``root`` with its bytes and modification time."""
+    return {path.relative_to(root).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def every_artifact(client, run_id: str, path: str | None = None) -> list[str]:
+    files = []
+    for item in client.list_artifacts(run_id, path):
+        files += every_artifact(client, run_id, item.path) if item.is_dir else [item.path]
+    return files
+
+
+@pytest.fixture
+def cluster_store(tmp_path) -> tuple[Path, list[str]]:
+    """A store written at one path (the cluster's), then moved to another (where a laptop mounts it)."""
+    written = tmp_path / "cluster" / "mlruns"
+    runs = [add_run(written, "physics", f"run-{i}") for i in range(2)]
+    mounted = tmp_path / "laptop" / "mnt" / "mlruns"
+    mounted.parent.mkdir(parents=True)
+    shutil.move(str(written), str(mounted))
+    return mounted, runs
+
+
+def test_mlflow_reads_the_same_runs_from_the_mirror_as_from_the_source(cluster_store, tmp_path):
+    source, runs = cluster_store
+    mirror = StoreMirror(source, tmp_path / "home")
+    report = mirror.refresh()
+    assert (report.runs, report.runs_added, report.experiments) == (2, 2, 2)  # the Default experiment too
+
+    direct, mirrored = client_of(source), client_of(mirror.store)
+    for run_id in runs:
+        a, b = direct.get_run(run_id), mirrored.get_run(run_id)
+        assert (a.data.params, a.data.metrics, a.info.status, a.info.run_name) == \
+               (b.data.params, b.data.metrics, b.info.status, b.info.run_name)
+        assert a.data.tags == b.data.tags
+        assert [(m.step, m.value) for m in direct.get_metric_history(run_id, "physics/efficiency")] == \
+               [(m.step, m.value) for m in mirrored.get_metric_history(run_id, "physics/efficiency")]
+    assert {r.info.run_id for r in mirrored.search_runs([direct.get_experiment_by_name("physics").experiment_id])} \
+        == set(runs)
+
+
+def test_a_moved_store_serves_every_artifact_from_where_it_is_read(cluster_store, tmp_path):
+    source, runs = cluster_store
+    direct = client_of(source)
+    assert "/cluster/mlruns/" in direct.get_run(runs[0]).info.artifact_uri  # where it was written
+    assert every_artifact(direct, runs[0]) == []  # the plain store looks where it was written: nothing there
+
+    mirror = StoreMirror(source, tmp_path / "home")
+    report = mirror.refresh()
+    assert report.relocated_from == str(tmp_path / "cluster" / "mlruns")
+    mirrored = client_of(mirror.store)
+    experiment = mirrored.get_experiment_by_name("physics")
+    assert experiment.artifact_location == (source / experiment.experiment_id).as_uri()
+    for run_id in runs:
+        run = mirrored.get_run(run_id)
+        assert run.info.artifact_uri == (source / experiment.experiment_id / run_id / "artifacts").as_uri()
+        assert sorted(every_artifact(mirrored, run_id)) == ["config.yaml", "evaluation/roc.png", "model/model.keras"]
+        name = run.info.run_name
+        downloaded = Path(mirrored.download_artifacts(run_id, "model/model.keras", str(tmp_path / run_id)))
+        assert downloaded.read_text() == f"weights of {name}"
+    assert list(mirror.store.rglob("artifacts/*")) == []  # artifacts are read where they are, not copied
+
+
+def test_the_source_store_is_never_written(cluster_store, tmp_path):
+    source, _ = cluster_store
+    before = snapshot(source)
+    mirror = StoreMirror(source, tmp_path / "home")
+    mirror.refresh()
+    mirror.refresh(deep=True)
+    list_uri = mirrored_store_uri(str(source), mirror_home=tmp_path / "home")
+    assert list_uri == mirror.store.as_uri()
+    assert snapshot(source) == before
+
+
+def test_refreshes_read_only_what_changed(cluster_store, tmp_path):
+    source, runs = cluster_store
+    home = tmp_path / "home"
+    first = StoreMirror(source, home).refresh()
+    assert first.files_read >= 2 * (1 + 5 + 2 + 3)  # per run: meta.yaml, params, metrics, tags
+    again = StoreMirror(source, home).refresh()  # a new process: the state is on disk
+    assert (again.files_read, again.runs, again.changed) == (0, 2, False)
+
+    added = add_run(source, "physics", "late", scratch=tmp_path)
+    mirror = StoreMirror(source, home)
+    report = mirror.refresh()
+    assert (report.runs_added, report.runs_updated, report.runs) == (1, 0, 3)
+    assert report.files_read < first.files_read
+    assert client_of(mirror.store).get_run(added).info.run_name == "late"
+
+
+def test_a_running_run_is_followed_and_an_ended_one_re_read_when_its_tags_or_status_change(cluster_store, tmp_path):
+    source, runs = cluster_store
+    client = client_of(source)
+    live = add_run(source, "physics", "live", end=False, scratch=tmp_path)
+    mirror = StoreMirror(source, tmp_path / "home")
+    mirror.refresh()
+    mirrored = client_of(mirror.store)
+    assert mirrored.get_run(live).info.status == "RUNNING"
+
+    time.sleep(0.01)
+    client.log_metric(live, "physics/efficiency", 0.9, step=7)
+    client.set_tag(runs[0], "note", "looked at")  # a new tag on an ended run
+    report = mirror.refresh()
+    assert report.runs_updated == 2
+    assert mirrored.get_run(live).data.metrics["physics/efficiency"] == 0.9
+    assert mirrored.get_run(runs[0]).data.tags["note"] == "looked at"
+
+    client.set_terminated(live, "FAILED")
+    mirror.refresh()
+    assert mirrored.get_run(live).info.status == "FAILED"
+
+    tag = next(source.glob(f"*/{runs[0]}/tags/note"))  # overwritten in place: the folder does not change
+    mtime = tag.parent.stat().st_mtime_ns
+    tag.write_text("looked at twice")
+    os.utime(tag.parent, ns=(mtime, mtime))
+    assert mirror.refresh().changed is False  # the quick check does not see it ...
+    assert mirror.refresh(deep=True).runs_updated == 1  # ... the deep one does
+    assert mirrored.get_run(runs[0]).data.tags["note"] == "looked at twice"
+
+
+def test_runs_and_experiments_gone_from_the_source_leave_the_mirror(cluster_store, tmp_path):
+    source, runs = cluster_store
+    mirror = StoreMirror(source, tmp_path / "home")
+    mirror.refresh()
+    shutil.rmtree(next(source.glob(f"*/{runs[0]}")))
+    report = mirror.refresh()
+    assert (report.runs_removed, report.runs) == (1, 1)
+    assert not list(mirror.store.glob(f"*/{runs[0]}"))
+    experiment = next(source.glob(f"*/{runs[1]}")).parent.name
+    shutil.rmtree(source / experiment)
+    mirror.refresh()
+    assert not (mirror.store / experiment).exists()
+
+
+def test_a_run_without_its_meta_yaml_yet_waits_for_the_next_refresh(cluster_store, tmp_path):
+    source, _ = cluster_store
+    experiment = next(source.glob("*/*/meta.yaml")).parent.parent
+    half = experiment / ("f" * 32)
+    (half / "params").mkdir(parents=True)
+    (half / "params" / "a").write_text("1")
+    mirror = StoreMirror(source, tmp_path / "home")
+    assert mirror.refresh().runs == 2
+    assert not (mirror.store / experiment.name / half.name).exists()
+
+
+def test_gravtrain_experiments_open_on_the_runs_table_in_the_mirror_only(tmp_path):
+    source = tmp_path / "mlruns"
+    add_run(source, "old gravtrain", "a")  # made by the client, so without the kind tag, as older gravtrain did
+    add_run(source, "not gravtrain", "b", gravtrain=False)
+    client = client_of(source)
+    genai = client.create_experiment("their own kind", tags={KIND: "genai_development"})
+    client.create_run(genai, tags={"gravtrain.stage": "s"})
+    before = snapshot(source)
+
+    mirror = StoreMirror(source, tmp_path / "home")
+    mirror.refresh()
+    mirrored = client_of(mirror.store)
+    assert mirrored.get_experiment_by_name("old gravtrain").tags.get(KIND) == CUSTOM
+    assert KIND not in mirrored.get_experiment_by_name("not gravtrain").tags
+    assert mirrored.get_experiment_by_name("their own kind").tags[KIND] == "genai_development"
+    assert KIND not in client.get_experiment_by_name("old gravtrain").tags
+    mirror.refresh(deep=True)
+    assert mirrored.get_experiment_by_name("old gravtrain").tags.get(KIND) == CUSTOM
+    assert snapshot(source) == before
+
+
+def test_a_store_that_cannot_be_read_is_one_clear_error(tmp_path):
+    with pytest.raises(MirrorError, match="cannot read the store .*is it mounted"):
+        StoreMirror(tmp_path / "not-mounted", tmp_path / "home").refresh()
+
+
+def test_a_damaged_state_file_rebuilds_the_mirror(cluster_store, tmp_path):
+    source, runs = cluster_store
+    home = tmp_path / "home"
+    StoreMirror(source, home).refresh()
+    (home / "state.json").write_text("{not json")
+    report = StoreMirror(source, home).refresh()
+    assert (report.runs_added, report.runs) == (2, 2)
+    assert client_of(home / "store").get_run(runs[0]).info.run_name == "run-0"
