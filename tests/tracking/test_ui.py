@@ -287,7 +287,7 @@ def test_gravtrain_ui_on_a_moved_store_serves_every_artifact_follows_new_runs_an
             time.sleep(0.25)
         text = log_path.read_text()
         assert "browse" in text, text[-3000:]
-        assert text.index("mirrored 2 run(s)") < text.index("starting the MLflow server") < text.index("browse")
+        assert text.index("starting the MLflow server; reading") < text.index("mirrored 2 run(s)") < text.index("browse")
         assert f"written at {tmp_path / 'cluster' / 'mlruns'} and is read at {source}" in text
         experiments = post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
         physics = next(e for e in experiments if e["name"] == "physics")

@@ -167,6 +167,7 @@ class StoreMirror:
         with self._exclusive(), ThreadPoolExecutor(self.workers, thread_name_prefix="mirror") as pool:
             if not self._loaded:
                 self._load_state()
+                self.store.mkdir(exist_ok=True)
             self._listed = self._files_read = 0
             try:
                 top = self._list("")
@@ -221,6 +222,15 @@ class StoreMirror:
                              runs=len(unchanged) + len(run_files), runs_added=added, runs_updated=updated,
                              runs_removed=removed, files_read=self._files_read,
                              directories_listed=self._listed, relocated_from=self._state.relocated_from)
+
+    def prepare(self) -> None:
+        """Read the mirror's state (rebuilding a mirror it does not describe) and create the mirrored store's
+        folder, so that a server can be started on it before the first refresh."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self._exclusive():
+            if not self._loaded:
+                self._load_state()
+            self.store.mkdir(exist_ok=True)
 
     # ------------------------------------------------------------------------------------------ listing
     def _list(self, relative: str) -> list[_Entry]:

@@ -105,25 +105,15 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
     if problem:
         logger.error("cannot serve the MLflow UI on %s: %s", ui_url(host, port), problem)
         return 1
-    refresher = None
+    mirror = refresher = None
     if directory is not None and not directory.is_dir():
         logger.warning("%s does not exist, so there are no runs to show: run this where you trained, or name "
                        "the store you trained into.", directory)
     elif directory is not None and not direct:
-        from gravtrain.tracking.mirror import MirrorError, MirrorRefresher, StoreMirror
+        from gravtrain.tracking.mirror import MirrorRefresher, StoreMirror
 
         mirror = StoreMirror(directory, mirror_home)
-        logger.info("reading %s into its local mirror %s ...", directory, mirror.store)
-        try:
-            report = mirror.refresh()
-        except MirrorError as exc:
-            logger.error("%s", exc)
-            return 2
-        logger.info("mirrored %s", report.describe())
-        if report.relocated_from:
-            logger.info("the store was written at %s and is read at %s: its artifacts are served from there",
-                        report.relocated_from, directory)
-        _warn_about_damage(mirror.store, named=directory)
+        mirror.prepare()
         uri = store_uri(str(mirror.store))
         refresher = MirrorRefresher(mirror, refresh_seconds)
     elif directory is not None:
@@ -137,16 +127,21 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
     logger.debug("mlflow server started as process %d: %s", process.pid, " ".join(command))
     previous = _install_stop_handlers()
     started = time.monotonic()
-    logger.info("starting the MLflow server ...")
     try:
-        if refresher is not None:
+        if mirror is not None:  # read while the server starts: one waits on the network, the other on the CPU
+            logger.info("starting the MLflow server; reading %s into its local mirror %s ...", directory,
+                        mirror.store)
+            if not _first_mirror(mirror, directory):
+                return 2
             refresher.start()
+        else:
+            logger.info("starting the MLflow server ...")
         if not _wait_until_serving(process, host, port):
             code = process.wait()
             logger.error("the MLflow server stopped before serving %s (exit code %d); its messages are above.",
                          ui_url(host, port), code)
             return code or 1
-        logger.info("MLflow UI for %s (server ready in %.1f s%s): browse %s (Ctrl-C stops it)",
+        logger.info("MLflow UI for %s (ready in %.1f s%s): browse %s (Ctrl-C stops it)",
                     directory or uri, time.monotonic() - started,
                     f"; the mirror is refreshed every {refresh_seconds:g} s" if refresher else "",
                     ui_url(host, port))
@@ -168,6 +163,24 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
     if code != 0:
         logger.error("the MLflow server stopped with exit code %d; its messages are above.", code)
     return code
+
+
+def _first_mirror(mirror, directory) -> bool:
+    """The first refresh of the mirror, reported (how many runs, how long, where the artifacts are read);
+    False, with the error logged, when the store cannot be read."""
+    from gravtrain.tracking.mirror import MirrorError
+
+    try:
+        report = mirror.refresh()
+    except MirrorError as exc:
+        logger.error("%s", exc)
+        return False
+    logger.info("mirrored %s", report.describe())
+    if report.relocated_from:
+        logger.info("the store was written at %s and is read at %s: its artifacts are served from there",
+                    report.relocated_from, directory)
+    _warn_about_damage(mirror.store, named=directory)
+    return True
 
 
 def _warn_about_damage(directory, *, named=None) -> None:
