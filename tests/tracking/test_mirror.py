@@ -4,6 +4,7 @@ source is never written."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gravtrain.tracking.mirror import MirrorError, StoreMirror, mirrored_store_uri
+from gravtrain.tracking.mirror import (SHARED_VIEW_TAG_PREFIX, VIEW_SHARE_KEY, MirrorError, StoreMirror,
+                                      mirrored_store_uri, runs_table_view)
 from gravtrain.tracking.run import EXPERIMENT_KIND_TAGS
 from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV
 
@@ -215,6 +217,10 @@ def test_gravtrain_experiments_open_on_the_runs_table_in_the_mirror_only(tmp_pat
     assert mirrored.get_experiment_by_name("old gravtrain").tags.get(KIND) == CUSTOM
     assert KIND not in mirrored.get_experiment_by_name("not gravtrain").tags
     assert mirrored.get_experiment_by_name("their own kind").tags[KIND] == "genai_development"
+    view = json.loads(mirrored.get_experiment_by_name("old gravtrain").tags[f"{SHARED_VIEW_TAG_PREFIX}{VIEW_SHARE_KEY}"])
+    assert view["selectedColumns"][:2] == ["tags.`gravtrain.stage`", "metrics.`physics/efficiency`"]
+    assert f"{SHARED_VIEW_TAG_PREFIX}{VIEW_SHARE_KEY}" not in mirrored.get_experiment_by_name("not gravtrain").tags
+    assert mirror.newest_gravtrain_experiment() == genai  # its run was written last
     assert KIND not in client.get_experiment_by_name("old gravtrain").tags
     mirror.refresh(deep=True)
     assert mirrored.get_experiment_by_name("old gravtrain").tags.get(KIND) == CUSTOM
@@ -234,3 +240,21 @@ def test_a_damaged_state_file_rebuilds_the_mirror(cluster_store, tmp_path):
     report = StoreMirror(source, home).refresh()
     assert (report.runs_added, report.runs) == (2, 2)
     assert client_of(home / "store").get_run(runs[0]).info.run_name == "run-0"
+
+
+def test_the_runs_table_view_shows_the_stage_and_the_headline_metrics_newest_first():
+    view = json.loads(runs_table_view(["physics/efficiency", "val/objective"]))
+    assert view == {"selectedColumns": ["tags.`gravtrain.stage`", "metrics.`physics/efficiency`",
+                                        "metrics.`val/objective`", "attributes.`Source`"],
+                    "orderByKey": "attributes.start_time", "orderByAsc": False}
+
+
+def test_two_processes_refreshing_one_mirror_keep_each_other_current(cluster_store, tmp_path):
+    source, runs = cluster_store
+    home = tmp_path / "home"
+    ui, listing = StoreMirror(source, home), StoreMirror(source, home)  # gravtrain ui and gravtrain runs list
+    ui.refresh()
+    add_run(source, "physics", "late", scratch=tmp_path)
+    assert listing.refresh().runs_added == 1
+    again = ui.refresh()  # reads the state the other one saved: nothing to do
+    assert (again.runs_added, again.files_read, again.runs) == (0, 0, 3)

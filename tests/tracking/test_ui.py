@@ -78,6 +78,7 @@ class FakeServer:
 @pytest.fixture
 def fake_server(monkeypatch, clean_environment):
     started = {}
+    (clean_environment / "mlruns").mkdir()  # the default store exists (a missing one is refused)
 
     def launch(server):
         def popen(command, env, start_new_session):
@@ -229,6 +230,7 @@ def test_a_signal_to_gravtrain_ui_leaves_no_server_behind(store, tmp_path):
     test): the server goes with it and the port is free again."""
     number = signal.SIGTERM
     port = free_port()
+    (tmp_path / "mlruns").mkdir()
     environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV)}
     log_path = tmp_path / "ui.log"
     with open(log_path, "w") as log:
@@ -292,6 +294,10 @@ def test_gravtrain_ui_on_a_moved_store_serves_every_artifact_follows_new_runs_an
         experiments = post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
         physics = next(e for e in experiments if e["name"] == "physics")
         assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in physics["tags"]
+        assert "mlflow.sharedViewState.gravtrain" in {tag["key"] for tag in physics["tags"]}
+        assert f"browse {base}/#/experiments?workflowType=machine_learning" in text
+        assert f"{base}/#/experiments/{physics['experiment_id']}/runs?workflowType=machine_learning&" \
+               "viewStateShareKey=gravtrain" in text
 
         for run_id in runs:  # every artifact of every run, listed and downloaded
             def listed(path=""):

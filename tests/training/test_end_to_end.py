@@ -239,7 +239,8 @@ def test_mlflow_server_serves_the_params_over_rest(trained):
 
 
 def test_resume_after_sigkill_logs_every_step_once(tmp_path):
-    config = write_config(tmp_path, **{"Training.0.epochs": 3, "Plotting.plot_frequency": 2})
+    config = write_config(tmp_path, **{"Training.0.epochs": 3, "Plotting.plot_frequency": 2,
+                                       "Plotting.log_frequency": 2})
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(train_command(config), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
@@ -253,6 +254,9 @@ def test_resume_after_sigkill_logs_every_step_once(tmp_path):
     resumed = subprocess.run(train_command(config, "--resume", run_id), cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
+    # Output to a file (a batch job's log), not a terminal: lines, no progress bar redrawn with backspaces.
+    assert "\b" not in resumed.stdout + resumed.stderr and "\r" not in resumed.stdout + resumed.stderr
+    assert "epoch 4, batch 2/" in resumed.stderr and "objective" in resumed.stderr
     client = client_for(tmp_path)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"

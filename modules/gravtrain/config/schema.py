@@ -243,6 +243,10 @@ class Stage:
 class Plotting:
     record_frequency: int = key(10, min=1, doc="Batches between metric records.")
     plot_frequency: int = key(200, min=1, doc="Batches between plot updates.")
+    log_frequency: int = key(
+        0, min=0, doc="When the output is not a terminal (a batch job's log file), where no progress bar is drawn: "
+                      "batches between log lines of the running losses and hits/s; 0: only the line per epoch.",
+    )
     physics_frequency: int = key(
         1, min=0, doc="Epochs between physics metrics (physics/*) on the validation events during training; "
                       "0: only after the last stage. Each costs a pass over the validation events plus clustering.",

@@ -13,9 +13,12 @@ they are and are read from the source when the UI asks for them. It differs from
   run, ``artifact_location`` of an experiment). When the store is read at another path than the one it was
   written at (a cluster's ``mlruns`` mounted on a laptop), the mirror's copies point at the path it is read at,
   so every artifact is served from where it really is. A location elsewhere (a custom artifact root) is kept.
-- **Experiment kind.** An experiment holding gravtrain runs (a ``gravtrain.*`` tag) without an
-  ``mlflow.experimentKind`` tag gets ``custom_model_development`` in the mirror, so that MLflow 3's UI opens it
-  on the runs table rather than as a GenAI project (`gravtrain.tracking.run.EXPERIMENT_KIND_TAGS`).
+- **Experiment tags for the UI.** An experiment holding gravtrain runs (a ``gravtrain.*`` tag) gets, in the
+  mirror, ``mlflow.experimentKind: custom_model_development`` (MLflow 3's UI then opens it on the runs table
+  rather than as a GenAI project; `gravtrain.tracking.run.EXPERIMENT_KIND_TAGS`) and a runs-table view,
+  ``mlflow.sharedViewState.gravtrain``, whose columns are the stage and the headline metrics its runs have
+  (`runs_table_view`), opened by an address ending in ``?viewStateShareKey=gravtrain``. A tag the source
+  experiment has itself is kept as it is.
 
 The source is only ever listed and read, never written. A new run appears in the mirror complete or not at all
 (it is assembled in ``<mirror home>/staging`` and renamed into place); a changed file is replaced atomically, so
@@ -43,7 +46,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import urlparse
@@ -54,6 +57,7 @@ import yaml
 from gravtrain.tracking.doctor import NOT_EXPERIMENTS, NOT_RUNS
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.run import EXPERIMENT_KIND_TAGS
+from gravtrain.tracking.run_list import LIST_METRICS
 from gravtrain.tracking.store import local_directory, store_uri
 
 logger = logging.getLogger(__name__)
@@ -65,6 +69,11 @@ MIRROR_WORKERS = 32
 DEEP_CHECK_EVERY = 30
 #: The mirror's format; a mirror with another is rebuilt.
 MIRROR_FORMAT = 1
+#: The key of the runs-table view the mirror gives each gravtrain experiment: MLflow's UI opens an experiment's
+#: runs with the view stored in its tag ``mlflow.sharedViewState.<key>`` when the address names the key
+#: (``?viewStateShareKey=<key>``), as its "Share" button does.
+VIEW_SHARE_KEY = "gravtrain"
+SHARED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 #: MLflow's run statuses (``mlflow.entities.RunStatus``) after which a run's files no longer change.
 ENDED_STATUSES = {3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 #: A run's folder whose contents are not mirrored (read from the source when asked for).
@@ -151,7 +160,8 @@ class StoreMirror:
         self._state_path = self.home / "state.json"
         self._lock_path = self.home / "lock"
         self._state = _State()
-        self._loaded = False
+        self._loaded_version: int | None = None  # st_mtime_ns of the state file as last read or written
+        self._initialised = False
         self._counter_lock = threading.Lock()
         self._listed = self._files_read = 0
 
@@ -165,71 +175,70 @@ class StoreMirror:
         started = time.monotonic()
         self.home.mkdir(parents=True, exist_ok=True)
         with self._exclusive(), ThreadPoolExecutor(self.workers, thread_name_prefix="mirror") as pool:
-            if not self._loaded:
-                self._load_state()
-                self.store.mkdir(exist_ok=True)
+            self._load_state()
+            self.store.mkdir(exist_ok=True)
             self._listed = self._files_read = 0
-            try:
-                top = self._list("")
-            except OSError as exc:
-                raise MirrorError(f"cannot read the store {self.source}: {exc.strerror or exc}; is it mounted, "
-                                  "and is it the directory that holds the experiments (mlruns)?") from exc
-            experiments = sorted(entry.name for entry in top if entry.is_dir and _is_experiment(entry.name))
-            listings = self._list_all(pool, experiments)
-            experiments = [name for name in experiments if listings[name] is not None]
-
-            # The experiments' own files: meta.yaml and MLflow's folders (tags, datasets, ...), always read.
-            experiment_files: dict[str, _Entry] = {}
-            experiment_folders, run_dirs = [], []
-            for experiment in experiments:
-                for entry in listings[experiment]:
-                    path = f"{experiment}/{entry.name}"
-                    if not entry.is_dir:
-                        experiment_files[path] = entry
-                    elif entry.name in NOT_RUNS:
-                        experiment_folders.append(path)
-                    else:
-                        run_dirs.append(path)
-            experiment_files.update(self._walk(pool, experiment_folders))
-
-            # The runs: each one's own listing tells whether it needs looking into.
-            run_listings = self._list_all(pool, run_dirs)
-            run_files: dict[str, dict[str, _Entry]] = {}
-            looked_into, unchanged = [], []
-            for run in run_dirs:
-                entries = run_listings[run]
-                if entries is None or not any(e.name == "meta.yaml" and not e.is_dir for e in entries):
-                    continue  # vanished, or being created: next refresh
-                signature = _run_signature(entries)
-                known = self._state.runs.get(run)
-                if known and known["ended"] and known["signature"] == signature and not deep:
-                    unchanged.append(run)
-                    continue
-                looked_into.append(run)
-                run_files[run] = {f"{run}/{e.name}": e for e in entries if not e.is_dir}
-            folders = [f"{run}/{e.name}" for run in looked_into for e in run_listings[run]
-                       if e.is_dir and e.name != ARTIFACTS]
-            for path, entry in self._walk(pool, folders).items():
-                run_files[_run_of(path)][path] = entry
-
-            self._sync_experiments(pool, experiments, experiment_files)
-            added, updated = self._sync_runs(pool, run_files, run_listings)
-            present = set(unchanged) | set(run_files)
-            removed = self._remove_runs_gone(present, experiments)
-            self._mark_experiment_kinds(experiments)
+            listing = self._list_source(pool, deep)
+            self._sync_experiments(pool, listing.experiments, listing.experiment_files)
+            added, updated = self._sync_runs(pool, listing.run_files, listing.run_listings)
+            removed = self._remove_runs_gone(set(listing.unchanged) | set(listing.run_files))
+            self._tag_gravtrain_experiments(listing.experiments)
             self._save_state()
-        return RefreshReport(seconds=time.monotonic() - started, experiments=len(experiments),
-                             runs=len(unchanged) + len(run_files), runs_added=added, runs_updated=updated,
-                             runs_removed=removed, files_read=self._files_read,
+        return RefreshReport(seconds=time.monotonic() - started, experiments=len(listing.experiments),
+                             runs=len(listing.unchanged) + len(listing.run_files), runs_added=added,
+                             runs_updated=updated, runs_removed=removed, files_read=self._files_read,
                              directories_listed=self._listed, relocated_from=self._state.relocated_from)
+
+    def _list_source(self, pool: ThreadPoolExecutor, deep: bool) -> "_SourceListing":
+        """List the source: its experiments and their own files, and every file of the runs that need looking
+        into (new, not ended, or with a changed ``meta.yaml`` or ``tags`` folder; all of them if ``deep``)."""
+        try:
+            top = self._list("")
+        except OSError as exc:
+            raise MirrorError(f"cannot read the store {self.source}: {exc.strerror or exc}; is it mounted, and is "
+                              "it the directory that holds the experiments (mlruns)?") from exc
+        experiments = sorted(entry.name for entry in top if entry.is_dir and _is_experiment(entry.name))
+        listings = self._list_all(pool, experiments)
+        listing = _SourceListing(experiments=[name for name in experiments if listings[name] is not None])
+
+        # The experiments' own files: meta.yaml and MLflow's folders (tags, datasets, ...), always read.
+        experiment_folders, run_dirs = [], []
+        for experiment in listing.experiments:
+            for entry in listings[experiment]:
+                path = f"{experiment}/{entry.name}"
+                if not entry.is_dir:
+                    listing.experiment_files[path] = entry
+                elif entry.name in NOT_RUNS:
+                    experiment_folders.append(path)
+                else:
+                    run_dirs.append(path)
+        listing.experiment_files.update(self._walk(pool, experiment_folders))
+
+        # The runs: each one's own listing tells whether it needs looking into.
+        listing.run_listings = self._list_all(pool, run_dirs)
+        looked_into = []
+        for run in run_dirs:
+            entries = listing.run_listings[run]
+            if entries is None or not any(e.name == "meta.yaml" and not e.is_dir for e in entries):
+                continue  # vanished, or being created: next refresh
+            known = self._state.runs.get(run)
+            if known and known["ended"] and known["signature"] == _run_signature(entries) and not deep:
+                listing.unchanged.append(run)
+                continue
+            looked_into.append(run)
+            listing.run_files[run] = {f"{run}/{e.name}": e for e in entries if not e.is_dir}
+        folders = [f"{run}/{e.name}" for run in looked_into for e in listing.run_listings[run]
+                   if e.is_dir and e.name != ARTIFACTS]
+        for path, entry in self._walk(pool, folders).items():
+            listing.run_files[_run_of(path)][path] = entry
+        return listing
 
     def prepare(self) -> None:
         """Read the mirror's state (rebuilding a mirror it does not describe) and create the mirrored store's
         folder, so that a server can be started on it before the first refresh."""
         self.home.mkdir(parents=True, exist_ok=True)
         with self._exclusive():
-            if not self._loaded:
-                self._load_state()
+            self._load_state()
             self.store.mkdir(exist_ok=True)
 
     # ------------------------------------------------------------------------------------------ listing
@@ -331,11 +340,14 @@ class StoreMirror:
         for run in run_files:
             if run in new and not (self.store / run).exists():
                 continue
-            self._state.runs[run] = {"ended": _has_ended(self.store / run / "meta.yaml"),
-                                     "signature": _run_signature(listings[run]),
-                                     "gravtrain": any(Path(p).parent.name == "tags" and Path(p).name.startswith(
-                                         _GRAVTRAIN_TAG_PREFIX) for p in run_files[run])
-                                     or self._state.runs.get(run, {}).get("gravtrain", False)}
+            files = run_files[run]
+            self._state.runs[run] = {
+                "ended": _has_ended(self.store / run / "meta.yaml"),
+                "signature": _run_signature(listings[run]),
+                "gravtrain": any(path.startswith(f"{run}/tags/{_GRAVTRAIN_TAG_PREFIX}") for path in files),
+                "headline": sorted(key for key in (path[len(run) + len("/metrics/"):] for path in files
+                                                   if path.startswith(f"{run}/metrics/")) if key in LIST_METRICS),
+            }
         shutil.rmtree(self._staging, ignore_errors=True)
         return sum(1 for run in new if run in self._state.runs), len(updated_runs - set(new))
 
@@ -347,7 +359,7 @@ class StoreMirror:
         for (path, _), ok in zip(pairs, copies):
             if ok:
                 self._state.files[path] = entries[path].signature
-                self._state.added.discard(path)  # the source's own file replaced the mirror's
+                self._state.added.pop(path, None)  # the source's own file replaced the mirror's
                 self._files_read += 1
             else:
                 failed.add(path)
@@ -404,7 +416,7 @@ class StoreMirror:
         return yaml.safe_dump(meta, default_flow_style=False, sort_keys=False).encode()
 
     # --------------------------------------------------------------------------------------- bookkeeping
-    def _remove_runs_gone(self, present: set[str], experiments: list[str]) -> int:
+    def _remove_runs_gone(self, present: set[str]) -> int:
         gone = [run for run in self._state.runs if run not in present]
         for run in gone:
             shutil.rmtree(self.store / run, ignore_errors=True)
@@ -412,23 +424,39 @@ class StoreMirror:
             del self._state.runs[run]
         return len(gone)
 
-    def _mark_experiment_kinds(self, experiments: list[str]) -> None:
-        """Tag the mirror's copy of each gravtrain experiment that lacks ``mlflow.experimentKind``."""
-        (key, value), = EXPERIMENT_KIND_TAGS.items()
+    def _tag_gravtrain_experiments(self, experiments: list[str]) -> None:
+        """Give the mirror's copy of each gravtrain experiment its kind and its runs-table view (module
+        docstring), unless the source experiment has tags of these names itself."""
+        (kind, custom), = EXPERIMENT_KIND_TAGS.items()
+        runs_of: dict[str, list[dict]] = {}
+        for run, info in self._state.runs.items():
+            runs_of.setdefault(run.split("/", 1)[0], []).append(info)
         for experiment in experiments:
-            tag = f"{experiment}/tags/{key}"
-            if tag in self._state.files and tag not in self._state.added:
-                continue  # the source has its own
-            holds_gravtrain = any(info["gravtrain"] for run, info in self._state.runs.items()
-                                  if run.split("/", 1)[0] == experiment)
-            if holds_gravtrain and tag not in self._state.added:
-                self._write(self.store / tag, value.encode())
-                self._state.added.add(tag)
-                self._state.files[tag] = [-1, -1]  # never equal to a source file's: a source tag replaces it
-            elif not holds_gravtrain and tag in self._state.added:
-                _remove_file(self.store / tag)
-                self._state.added.discard(tag)
-                self._state.files.pop(tag, None)
+            infos = [info for info in runs_of.get(experiment, ()) if info["gravtrain"]]
+            headline = sorted({key for info in infos for key in info.get("headline", ())}, key=LIST_METRICS.index)
+            self._set_mirror_tag(experiment, kind, custom if infos else None)
+            self._set_mirror_tag(experiment, f"{SHARED_VIEW_TAG_PREFIX}{VIEW_SHARE_KEY}",
+                                 runs_table_view(headline) if infos else None)
+
+    def _set_mirror_tag(self, experiment: str, key: str, value: str | None) -> None:
+        """Write (or with None remove) an experiment tag of the mirror that the source does not have."""
+        tag = f"{experiment}/tags/{key}"
+        if tag in self._state.files and tag not in self._state.added:
+            return  # the source has its own
+        if value is not None and self._state.added.get(tag) != value:
+            self._write(self.store / tag, value.encode())
+            self._state.added[tag] = value
+            self._state.files[tag] = [-1, -1]  # never equal to a source file's: a source tag replaces it
+        elif value is None and tag in self._state.added:
+            _remove_file(self.store / tag)
+            del self._state.added[tag]
+            self._state.files.pop(tag, None)
+
+    def newest_gravtrain_experiment(self) -> str | None:
+        """The ID of the gravtrain experiment whose run changed last (by its ``meta.yaml``), or None."""
+        changed = [((info["signature"][0] or [0, 0])[1], run.split("/", 1)[0])
+                   for run, info in self._state.runs.items() if info["gravtrain"]]
+        return max(changed)[1] if changed else None
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -446,8 +474,16 @@ class StoreMirror:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _load_state(self) -> None:
-        """Read ``state.json``; a missing, unreadable, foreign or other-format state rebuilds the mirror."""
-        self._loaded = True
+        """Read ``state.json`` unless this process wrote or read it last (another process refreshing the same
+        mirror changes it); a missing, unreadable, foreign or other-format state rebuilds the mirror."""
+        try:
+            version = self._state_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            version = None
+        if (version is not None and version == self._loaded_version) or (version is None and self._initialised):
+            return  # what this process holds is current
+        self._initialised = True
+        self._loaded_version = version
         try:
             saved = json.loads(self._state_path.read_text())
             if saved.get("format") == MIRROR_FORMAT and saved.get("source") == str(self.source):
@@ -464,6 +500,18 @@ class StoreMirror:
         state = self._state.to_dict()
         state.update(format=MIRROR_FORMAT, source=str(self.source))
         self._write(self._state_path, json.dumps(state, separators=(",", ":")).encode())
+        self._loaded_version = self._state_path.stat().st_mtime_ns
+
+
+@dataclass
+class _SourceListing:
+    """What one refresh found in the source (`StoreMirror._list_source`)."""
+
+    experiments: list[str]
+    experiment_files: dict[str, _Entry] = field(default_factory=dict)  #: path -> entry, experiments' own files
+    run_listings: dict[str, list[_Entry] | None] = field(default_factory=dict)  #: each run folder's entries
+    run_files: dict[str, dict[str, _Entry]] = field(default_factory=dict)  #: runs looked into: their files
+    unchanged: list[str] = field(default_factory=list)  #: ended runs whose quick check found no change
 
 
 class _State:
@@ -473,17 +521,17 @@ class _State:
         self.files: dict[str, list[int]] = {}  # relative path -> [size, mtime_ns] of the source file copied
         self.runs: dict[str, dict] = {}  # "<experiment>/<run>" -> {"ended", "signature", "gravtrain"}
         self.experiments: list[str] = []
-        self.added: set[str] = set()  # files of the mirror that the source does not have
+        self.added: dict[str, str] = {}  # tags of the mirror that the source does not have: path -> value
         self.relocated_from: str | None = None  # where the store was written, if not where it is read
 
     def forget_prefix(self, prefix: str) -> None:
         for path in [p for p in self.files if p.startswith(prefix)]:
             del self.files[path]
-        self.added = {path for path in self.added if not path.startswith(prefix)}
+        self.added = {path: value for path, value in self.added.items() if not path.startswith(prefix)}
 
     def to_dict(self) -> dict:
         return {"files": self.files, "runs": self.runs, "experiments": self.experiments,
-                "added": sorted(self.added), "relocated_from": self.relocated_from}
+                "added": self.added, "relocated_from": self.relocated_from}
 
     @classmethod
     def from_dict(cls, saved: dict) -> "_State":
@@ -491,7 +539,7 @@ class _State:
         state.files = {path: list(signature) for path, signature in saved["files"].items()}
         state.runs = dict(saved["runs"])
         state.experiments = list(saved["experiments"])
-        state.added = set(saved["added"])
+        state.added = dict(saved["added"])
         state.relocated_from = saved["relocated_from"]
         return state
 
@@ -558,6 +606,13 @@ def mirrored_store_uri(store: str, *, mirror_home=None, direct: bool = False) ->
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def runs_table_view(headline: list[str]) -> str:
+    """The runs-table view of a gravtrain experiment, as MLflow's UI stores a shared view: the stage and the
+    ``headline`` metrics as columns, newest run first."""
+    columns = ["tags.`gravtrain.stage`", *(f"metrics.`{key}`" for key in headline), "attributes.`Source`"]
+    return json.dumps({"selectedColumns": columns, "orderByKey": "attributes.start_time", "orderByAsc": False})
+
+
 def _is_experiment(name: str) -> bool:
     """Whether a top-level folder of a store is an experiment (MLflow skips ``*.trash`` and ``models``)."""
     return name not in NOT_EXPERIMENTS and not name.endswith(".trash")

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Mapping, Sequence
 
 from gravtrain.tracking.errors import TrackingError
-from gravtrain.tracking.mirror import mirrored_store_uri
 from gravtrain.tracking.store import configure_mlflow
 
 logger = logging.getLogger(__name__)
@@ -78,6 +77,8 @@ def list_runs(store: str, *, mirror_home=None, direct: bool = False) -> list[Run
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
     from mlflow.exceptions import MlflowException
+
+    from gravtrain.tracking.mirror import mirrored_store_uri
 
     uri = mirrored_store_uri(store, mirror_home=mirror_home, direct=direct)
     configure_mlflow(uri)

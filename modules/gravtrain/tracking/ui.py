@@ -76,6 +76,21 @@ def ui_url(host: str = "127.0.0.1", port: int = 5000) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def experiments_url(host: str = "127.0.0.1", port: int = 5000) -> str:
+    """The UI's experiment list in its model-training mode (MLflow 3 opens in its GenAI mode unless the address
+    says ``workflowType=machine_learning``; older versions ignore it)."""
+    return f"{ui_url(host, port)}/#/experiments?workflowType=machine_learning"
+
+
+def runs_table_url(host: str, port: int, experiment_id: str) -> str:
+    """The runs table of an experiment with the view the mirror gives gravtrain experiments
+    (`gravtrain.tracking.mirror.VIEW_SHARE_KEY`)."""
+    from gravtrain.tracking.mirror import VIEW_SHARE_KEY
+
+    return (f"{ui_url(host, port)}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={VIEW_SHARE_KEY}")
+
+
 def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port: int = 5000,
              direct: bool = False, mirror_home: str | os.PathLike | None = None,
              refresh_seconds: float = REFRESH_SECONDS) -> int:
@@ -94,22 +109,23 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
     Returns:
         The exit code: 0 after Ctrl-C, 128 + the signal after SIGTERM or SIGHUP, 1 when the server cannot
         listen on the port or exits before answering, 2 for an ``http(s)://`` store or a store directory that
-        cannot be read, else the server's own.
+        does not exist or cannot be read, else the server's own.
     """
     uri = store_uri(backend_store_uri)
     if uri.startswith(("http://", "https://")):
         logger.error("%s is a tracking server already: open it in your browser.", uri)
         return 2
     directory = local_directory(uri)
+    if directory is not None and not directory.is_dir():
+        logger.error("%s does not exist, so there are no runs to show: run this where you trained, or name the "
+                     "store you trained into (or its mount).", directory)
+        return 2
     problem = port_problem(host, port)
     if problem:
         logger.error("cannot serve the MLflow UI on %s: %s", ui_url(host, port), problem)
         return 1
     mirror = refresher = None
-    if directory is not None and not directory.is_dir():
-        logger.warning("%s does not exist, so there are no runs to show: run this where you trained, or name "
-                       "the store you trained into.", directory)
-    elif directory is not None and not direct:
+    if directory is not None and not direct:
         from gravtrain.tracking.mirror import MirrorRefresher, StoreMirror
 
         mirror = StoreMirror(directory, mirror_home)
@@ -144,7 +160,11 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         logger.info("MLflow UI for %s (ready in %.1f s%s): browse %s (Ctrl-C stops it)",
                     directory or uri, time.monotonic() - started,
                     f"; the mirror is refreshed every {refresh_seconds:g} s" if refresher else "",
-                    ui_url(host, port))
+                    experiments_url(host, port))
+        experiment = mirror.newest_gravtrain_experiment() if mirror is not None else None
+        if experiment is not None:
+            logger.info("the runs of the newest gravtrain experiment, with the stage and physics metrics as "
+                        "columns: %s", runs_table_url(host, port, experiment))
         code = process.wait()
     except KeyboardInterrupt:
         logger.info("stopping the MLflow UI")

@@ -49,6 +49,7 @@ from gravtrain.tracking import StoreWriteError
 from gravtrain.training import checkpoint as ckpt
 from gravtrain.training.figures import TrainingFigures
 from gravtrain.training.outcome import EpochEnd, NonFiniteLossError, TrainingInterrupted, TrainResult
+from gravtrain.training.progress_display import epoch_display
 from gravtrain.training.recorder import EpochAverages, MetricRecorder
 from gravtrain.training.run import RunContext, open_run
 from gravtrain.training.stages import apply_freeze, check_freeze_patterns
@@ -246,8 +247,8 @@ class _StagedTrainer:
                 f"{stage.epochs})"
         logger.info("%s", title)
         shown = list(self.loss.term_names[:PROGRESS_TERMS])
-        bar = keras.utils.Progbar(plan.n_batches, stateful_metrics=["objective", *shown, "hits/s"], verbose=1)
-        bar.update(progress.batch_in_epoch)
+        display = epoch_display(plan.n_batches, ["objective", *shown, "hits/s"], start=progress.batch_in_epoch,
+                                log_frequency=config.Plotting.log_frequency, title=f"epoch {progress.epoch + 1}")
         tick = time.perf_counter()
         for batch in batcher.dataset(progress.epoch, start_batch=progress.batch_in_epoch):
             outputs = self.step.train_step(batch)
@@ -261,7 +262,7 @@ class _StagedTrainer:
             averages.add(values, now - tick)
             tick = now
             self.recorder.add_batch(values, progress.step)
-            bar.update(progress.batch_in_epoch, values=[
+            display.update(progress.batch_in_epoch, [
                 ("objective", values["objective"]), *((term, values[f"loss/{term}"]) for term in shown),
                 ("hits/s", averages.hits_per_second)])
             progress.epoch_averages = averages.state()
