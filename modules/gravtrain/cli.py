@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the store (default: $MLFLOW_TRACKING_URI, else mlruns in the current directory)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     compare.add_argument("--all", action="store_true", help="list every config key, not only those that differ")
+    compare.add_argument("--mirror", metavar="DIR", help="where the store's local mirror lives")
+    compare.add_argument("--direct", action="store_true", help="read a directory store itself, without the mirror")
     compare.set_defaults(run=run_compare)
     runs.set_defaults(run=lambda args: _missing_subcommand(runs))
 
@@ -465,7 +467,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from gravtrain.tracking.errors import TrackingError
 
     try:
-        comparison = compare_runs(read_runs(_default_store(args.store), [args.reference, *args.others]))
+        comparison = compare_runs(read_runs(_default_store(args.store), [args.reference, *args.others],
+                                            mirror_home=args.mirror, direct=args.direct))
     except TrackingError as exc:
         log.error("%s", exc)
         return EXIT_USAGE

@@ -183,11 +183,12 @@ def check_run_reference(reference: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- store access
-def read_runs(store: str, references: Sequence[str]) -> list[RunRecord]:
+def read_runs(store: str, references: Sequence[str], *, mirror_home=None, direct: bool = False) -> list[RunRecord]:
     """The runs of ``store`` (a directory or an MLflow URI) that ``references`` name, in the order given.
 
     A full run ID is read directly; prefixes are matched against every run of every experiment of the store
-    (deleted ones included).
+    (deleted ones included). A directory store is read through its local mirror (`gravtrain.tracking.mirror`,
+    in ``mirror_home``), brought up to date first, unless ``direct``.
 
     Raises:
         TrackingError: the store directory does not exist, a reference names no run or several, two references
@@ -196,11 +197,13 @@ def read_runs(store: str, references: Sequence[str]) -> list[RunRecord]:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    uri = store_uri(store)
-    directory = local_directory(uri)
+    from gravtrain.tracking.mirror import mirrored_store_uri
+
+    directory = local_directory(store_uri(store))
     if directory is not None and not directory.is_dir():
         raise TrackingError(f"{directory} does not exist; name the store you trained into (--store).")
     prefixes = [check_run_reference(reference) for reference in references]
+    uri = mirrored_store_uri(store, mirror_home=mirror_home, direct=direct)
     configure_mlflow(uri)
     client = MlflowClient(tracking_uri=uri)
     try:
