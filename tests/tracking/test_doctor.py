@@ -159,3 +159,19 @@ def test_the_quick_check_finds_what_breaks_search_without_reading_metric_lines(s
     full = examine_store(root, now=LATER)
     assert {d.path for d in quick.damages} == {d.path for d in full.damages} - {
         run_dir(root, runs, "second0") / "metrics" / "physics" / "n_truth"}  # the cut line: not search-breaking
+
+
+def test_a_repaired_run_loses_its_pack_to_the_quarantine(store):
+    """The pack summarises the run as it ended; once the doctor changed the run's files it no longer does."""
+    from gravtrain.tracking.run_pack import PACK_FILE, write_run_pack
+
+    root, _, runs = store
+    for name in ("first2", "first3"):
+        write_run_pack(run_dir(root, runs, name))
+    metric = run_dir(root, runs, "first2") / "metrics" / "physics" / "n_truth"
+    with open(metric, "a") as handle:
+        handle.write("1796199999999 3.")  # a line cut mid-write
+    report = repair(examine_store(root, now=LATER), stamp="s")
+    assert not (run_dir(root, runs, "first2") / PACK_FILE).exists()
+    assert (report.quarantine / runs["first2"][0] / runs["first2"][1] / PACK_FILE).is_file()  # moved, not deleted
+    assert (run_dir(root, runs, "first3") / PACK_FILE).is_file()  # an undamaged run keeps its own

@@ -15,6 +15,7 @@ import pytest
 from gravtrain.tracking.mirror import (SHARED_VIEW_TAG_PREFIX, VIEW_SHARE_KEY, MirrorError, StoreMirror,
                                       mirrored_store_uri, runs_table_view)
 from gravtrain.tracking.run import EXPERIMENT_KIND_TAGS
+from gravtrain.tracking.run_pack import PACK_FILE, write_run_pack
 from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV
 
 KIND, CUSTOM = next(iter(EXPERIMENT_KIND_TAGS.items()))
@@ -32,8 +33,9 @@ def client_of(root: Path):
 
 
 def add_run(root: Path, experiment: str, name: str, *, gravtrain: bool = True, end: bool = True,
-            artifacts: dict[str, str] | None = None, scratch: Path | None = None) -> str:
-    """A run like gravtrain's: params, metrics over steps (one with a '/' in its key), tags, artifacts."""
+            artifacts: dict[str, str] | None = None, scratch: Path | None = None, pack: bool = False) -> str:
+    """A run like gravtrain's: params, metrics over steps (one with a '/' in its key), tags, artifacts; with
+    ``pack``, ended with its pack as gravtrain's tracker ends it."""
     from mlflow.entities import Metric, Param
 
     client = client_of(root)
@@ -53,6 +55,8 @@ def add_run(root: Path, experiment: str, name: str, *, gravtrain: bool = True, e
         client.log_artifact(run_id, str(local), None if parent == "." else parent)
     if end:
         client.set_terminated(run_id)
+        if pack:
+            write_run_pack(root / experiment_id / run_id)
     return run_id
 
 
@@ -258,3 +262,35 @@ def test_two_processes_refreshing_one_mirror_keep_each_other_current(cluster_sto
     assert listing.refresh().runs_added == 1
     again = ui.refresh()  # reads the state the other one saved: nothing to do
     assert (again.runs_added, again.files_read, again.runs) == (0, 0, 3)
+
+
+def test_ended_runs_with_a_current_pack_are_read_in_two_files_each(tmp_path):
+    source = tmp_path / "mlruns"
+    runs = [add_run(source, "physics", f"run-{i}", pack=True) for i in range(3)]
+    mirror = StoreMirror(source, tmp_path / "home")
+    report = mirror.refresh()
+    assert report.runs_added == 3
+    assert report.files_read == 3 * 2 + 2  # meta.yaml and pack per run, the two experiments' meta.yaml
+    direct, mirrored = client_of(source), client_of(mirror.store)
+    for run_id in runs:
+        a, b = direct.get_run(run_id), mirrored.get_run(run_id)
+        assert (a.data.params, a.data.metrics, a.data.tags, a.info) == (b.data.params, b.data.metrics, b.data.tags,
+                                                                         b.info)
+    assert not list(mirror.store.rglob(PACK_FILE))  # MLflow's files, not the pack
+    assert mirror.refresh(deep=True).files_read == 0  # the packed signatures are the files' own
+
+
+def test_a_pack_that_no_longer_matches_its_run_is_not_used(tmp_path):
+    source = tmp_path / "mlruns"
+    tagged, resumed = (add_run(source, "physics", name, pack=True) for name in ("tagged", "resumed"))
+    client = client_of(source)
+    client.set_tag(tagged, "note", "set after the run ended")  # a tag file the pack does not have
+    client.update_run(resumed, status="RUNNING")  # resumed: meta.yaml differs from the pack's
+    client.log_metric(resumed, "physics/efficiency", 0.99, step=9)
+    mirror = StoreMirror(source, tmp_path / "home")
+    report = mirror.refresh()
+    assert report.files_read > 2 * 2 + 2  # read file by file
+    mirrored = client_of(mirror.store)
+    assert mirrored.get_run(tagged).data.tags["note"] == "set after the run ended"
+    assert mirrored.get_run(resumed).data.metrics["physics/efficiency"] == 0.99
+    assert mirrored.get_run(resumed).info.status == "RUNNING"

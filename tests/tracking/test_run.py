@@ -289,3 +289,27 @@ def test_a_full_disk_at_the_end_says_truthfully_that_the_run_is_marked_failed(st
     assert f"MLflow run {tracker.run_id} is marked FAILED, but 1 metric batch(es) could not be written" in caplog.text
     assert "could not record the error as the tag gravtrain.error" in caplog.text and "disk is full" in caplog.text
     assert [(key, value, step) for key, value, _, step in tracker.unwritten_metrics()] == [("loss", 1.0, 1)]
+
+
+@pytest.mark.parametrize("ending", ["FINISHED", "FAILED"])
+def test_a_run_of_a_directory_store_ends_with_its_pack(start, client, store, ending):
+    from gravtrain.tracking.run_pack import PACK_FILE, read_run_pack
+    from gravtrain.tracking.store import local_directory
+
+    try:
+        with start() as tracker:
+            tracker.log_params({"Training.0.learning_rate": "0.001"})
+            tracker.log_metrics({"physics/efficiency": 0.8}, step=1)
+            if ending == "FAILED":
+                raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == ending
+    run_dir = local_directory(store) / run.info.experiment_id / tracker.run_id
+    pack = read_run_pack((run_dir / PACK_FILE).read_bytes())
+    assert pack["meta.yaml"][0] == (run_dir / "meta.yaml").read_bytes()  # written after the final status
+    assert pack["params/Training.0.learning_rate"][0] == b"0.001"
+    assert pack["metrics/physics/efficiency"][0] == (run_dir / "metrics/physics/efficiency").read_bytes()
+    assert set(pack) == {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")
+                         if p.is_file() and p.name != PACK_FILE and "artifacts" not in p.parts}

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import yaml
 
+from gravtrain.tracking.run_pack import PACK_FILE
+
 logger = logging.getLogger(__name__)
 
 QUARANTINE_DIR = ".gravtrain-quarantine.trash"
@@ -266,6 +268,11 @@ def repair(report: DoctorReport, *, stamp: str | None = None) -> DoctorReport:
         if damage.run is None:
             _write_atomically(damage.path, yaml.safe_dump(_recovered_experiment(damage.path.parent)))
         report.repaired.append(f"{source.relative_to(report.root)}: {damage.fix}")
+        pack = report.root / damage.experiment / damage.run / PACK_FILE if damage.run is not None else None
+        if pack is not None and pack.is_file():  # the run's summary no longer matches it: aside with the damage
+            target = quarantine / pack.relative_to(report.root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(pack), str(target))
     logger.info("moved %d damaged item(s) of %s into %s", len(report.repaired), report.root, quarantine)
     return report
 

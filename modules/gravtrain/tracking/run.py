@@ -9,12 +9,15 @@ its own active run keeps it. The records are written by the parts it is made of,
 - As a context manager the tracker ends the run: FINISHED, KILLED on ``KeyboardInterrupt`` (Ctrl-C), FAILED
   on any other exception, with ``ExceptionType: message`` in the tag ``gravtrain.error``.
 - A write the store fails (a full disk) raises `StoreWriteError` naming the reason.
+- In a directory store, the end of a run writes its pack (`gravtrain.tracking.run_pack`): its metadata in one
+  file, which makes reading the store over a slow mount (`gravtrain ui`) fast.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gravtrain.tracking.errors import StoreWriteError, TrackingError
@@ -22,7 +25,8 @@ from gravtrain.tracking.metric_writer import MLFLOW_METRICS_PER_BATCH, Backgroun
 from gravtrain.tracking.run_artifacts import RunArtifacts
 from gravtrain.tracking.run_metrics import RunMetrics
 from gravtrain.tracking.run_params import RunParamsAndTags
-from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, configure_mlflow, is_file_store, store_uri
+from gravtrain.tracking.run_pack import write_run_pack
+from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, configure_mlflow, is_file_store, local_directory, store_uri
 from gravtrain.tracking.store_writes import store_write
 from gravtrain.tracking.tracker import check_run_status
 
@@ -45,6 +49,7 @@ class MlflowTracker(RunParamsAndTags, RunMetrics, RunArtifacts):
         self._run_id = run_id
         self._artifact_uri = artifact_uri
         self._ended = False
+        self._run_directory: Path | None = None  # in a directory store: the run's folder, packed at the end
         self._metrics = BackgroundMetricWriter(
             lambda batch: client.log_batch(run_id, metrics=batch),
             buffer_size=metrics_buffer_size, flush_seconds=metrics_flush_seconds)
@@ -84,6 +89,9 @@ class MlflowTracker(RunParamsAndTags, RunMetrics, RunArtifacts):
             raise TrackingError(_store_message(uri, exc)) from exc
         tracker = cls(client, run.info.run_id, run.info.artifact_uri, metrics_buffer_size=metrics_buffer_size,
                       metrics_flush_seconds=metrics_flush_seconds)
+        directory = local_directory(uri)
+        if directory is not None:
+            tracker._run_directory = directory / run.info.experiment_id / run.info.run_id
         if description:
             tracker.set_tags({DESCRIPTION_TAG: description})
         logger.info("%s MLflow run %s (experiment '%s') in %s", "resumed" if resume_run_id else "started",
@@ -126,6 +134,8 @@ class MlflowTracker(RunParamsAndTags, RunMetrics, RunArtifacts):
             unwritten = exc
         with store_write(f"the run's status {status}"):
             self._client.set_terminated(self._run_id, status=status)
+        if self._run_directory is not None and self._run_directory.is_dir():
+            write_run_pack(self._run_directory)  # after the status: the pack holds the final meta.yaml
         logger.info("MLflow run %s %s", self._run_id, status)
         if unwritten is not None:
             raise unwritten
