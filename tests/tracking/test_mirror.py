@@ -294,3 +294,13 @@ def test_a_pack_that_no_longer_matches_its_run_is_not_used(tmp_path):
     assert mirrored.get_run(tagged).data.tags["note"] == "set after the run ended"
     assert mirrored.get_run(resumed).data.metrics["physics/efficiency"] == 0.99
     assert mirrored.get_run(resumed).info.status == "RUNNING"
+
+
+def test_a_mirror_that_cannot_be_written_is_one_clear_error(cluster_store, tmp_path):
+    source, _ = cluster_store
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    with pytest.raises(MirrorError, match="cannot write the local mirror in .*--mirror.*--direct"):
+        StoreMirror(source, blocked / "home").refresh()
+    with pytest.raises(MirrorError, match="cannot write the local mirror"):
+        StoreMirror(source, blocked / "home").prepare()

@@ -176,8 +176,8 @@ class StoreMirror:
             MirrorError: the source store cannot be listed.
         """
         started = time.monotonic()
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self._exclusive(), ThreadPoolExecutor(self.workers, thread_name_prefix="mirror") as pool:
+        with self._writing_the_mirror(), self._exclusive(), \
+                ThreadPoolExecutor(self.workers, thread_name_prefix="mirror") as pool:
             self._load_state()
             self.store.mkdir(exist_ok=True)
             self._listed = self._files_read = 0
@@ -251,8 +251,7 @@ class StoreMirror:
     def prepare(self) -> None:
         """Read the mirror's state (rebuilding a mirror it does not describe) and create the mirrored store's
         folder, so that a server can be started on it before the first refresh."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self._exclusive():
+        with self._writing_the_mirror(), self._exclusive():
             self._load_state()
             self.store.mkdir(exist_ok=True)
 
@@ -492,6 +491,20 @@ class StoreMirror:
         changed = [((info["signature"][0] or [0, 0])[1], run.split("/", 1)[0])
                    for run, info in self._state.runs.items() if info["gravtrain"]]
         return max(changed)[1] if changed else None
+
+    @contextlib.contextmanager
+    def _writing_the_mirror(self) -> Iterator[None]:
+        """Create the mirror's home; a write of the mirror that fails (no permission, a full disk) becomes a
+        `MirrorError` that says where and what to do. Reading the source fails with its own message."""
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            yield
+        except MirrorError:
+            raise
+        except OSError as exc:
+            raise MirrorError(f"cannot write the local mirror in {self.home}: {exc.strerror or exc}; free space "
+                              "there, choose another folder (--mirror), or read the store directly (--direct)") \
+                from exc
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:

@@ -126,10 +126,14 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         return 1
     mirror = refresher = None
     if directory is not None and not direct:
-        from gravtrain.tracking.mirror import MirrorRefresher, StoreMirror
+        from gravtrain.tracking.mirror import MirrorError, MirrorRefresher, StoreMirror
 
         mirror = StoreMirror(directory, mirror_home)
-        mirror.prepare()
+        try:
+            mirror.prepare()
+        except MirrorError as exc:
+            logger.error("%s", exc)
+            return 2
         uri = store_uri(str(mirror.store))
         refresher = MirrorRefresher(mirror, refresh_seconds)
     elif directory is not None:
