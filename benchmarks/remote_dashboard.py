@@ -27,8 +27,9 @@ The scenario, all in a temporary directory:
 3. **Plain** ``mlflow server --backend-store-uri file:///laptop/mlruns`` (``--skip-plain`` skips it): seconds
    from launch until ``runs/search`` (max_results 100) returns every run; with ``--plain-full`` also one more
    ``runs/search`` and a new run written on the cluster side with one ``runs/search`` started 1.5 s later (past
-   sshfs's 1-s listing cache), each as long as the first view; and the artifacts of ``--plain-artifact-runs`` runs listed and downloaded (each request reads the whole run over
-   the mount, so not every run's). A ``runs/search`` longer than ``--plain-timeout`` is recorded as a timeout.
+   sshfs's 1-s listing cache), each as long as the first view; and the artifacts of ``--plain-artifact-runs``
+   runs listed and downloaded (each request reads the whole run over the mount, so not every run's). A
+   ``runs/search`` longer than ``--plain-timeout`` is recorded as a timeout.
 4. **gravtrain ui** on the same mount with a fresh ``--mirror`` folder (a cold mirror) and ``--refresh 1``:
    seconds from launch until the ``browse`` line has been logged and ``runs/search`` returns every run (target
    <= 20 s), the mirror's own seconds from its ``mirrored ...`` line, ``runs/search`` once mirrored (median of 5;

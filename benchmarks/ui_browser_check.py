@@ -11,8 +11,8 @@ at one path and then moved to another, as a laptop mounts it.
 For each page (the experiment list and the runs table that `gravtrain ui` prints, and for contrast the
 experiment's plain address, which MLflow 3 opens in its GenAI mode) it saves a screenshot and the rendered DOM
 (``--dump-dom`` after a virtual-time budget, so the React app has loaded and asked the server for the runs), and
-checks the DOM for the experiment's name, every run's name and the headline metric columns. Writes ``checks.json`` beside the
-screenshots; exits 1 if a check fails.
+checks the DOM for the experiment's name, every run's name and the headline metric columns. Writes
+``checks.json`` beside the screenshots; exits 1 if a check fails.
 """
 
 from __future__ import annotations

@@ -25,12 +25,12 @@ The source is only ever listed and read, never written. A new run appears in the
 the server never reads half a file.
 
 Incremental: ``<mirror home>/state.json`` records the size and modification time (whole seconds, as sshfs gives
-them) of every mirrored file, and for each run whether it had ended (FINISHED, FAILED or KILLED). A refresh
-lists every experiment and run directory; it descends into a run only if the run is new, still running, or its
+them) of every mirrored file, and for each run whether it had ended (FINISHED, FAILED or KILLED). A refresh lists
+every experiment and run directory; it descends into a run only if the run is new, still running, or its
 ``meta.yaml`` or its ``tags`` folder changed. An ended run that gravtrain packed when it ended
-(`gravtrain.tracking.run_pack`) is read from its pack, two files instead of about 190, when the pack is current. Every `DEEP_CHECK_EVERY`-th refresh of a `MirrorRefresher` (and ``refresh(deep=True)``) looks
-into every run, which finds a tag overwritten in an ended run. Runs and experiments gone from the source are
-removed from the mirror.
+(`gravtrain.tracking.run_pack`) is read from its pack, two files instead of about 190, when the pack is current.
+Every `DEEP_CHECK_EVERY`-th refresh of a `MirrorRefresher` (and ``refresh(deep=True)``) looks into every run, which
+finds a tag overwritten in an ended run. Runs and experiments gone from the source are removed from the mirror.
 
 The mirror is a cache: deleting its home loses nothing, and a mirror written by another version of this module
 is rebuilt from scratch.
