@@ -152,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the store: a directory (mlruns, perhaps mounted from a cluster) or a sqlite:/// URI "
                          "(default: $MLFLOW_TRACKING_URI, else mlruns in the current directory)")
     ui.add_argument("--store", dest="store_option", metavar="URI", help=argparse.SUPPRESS)  # before STORE was
-    ui.add_argument("--refresh", type=_positive_seconds, default=2.0, metavar="SECONDS",
-                    help="seconds between two looks for new or changed runs (default 2)")
+    ui.add_argument("--refresh", type=_positive_seconds, default=1.0, metavar="SECONDS",
+                    help="seconds between two looks for new or changed runs (default 1; at least twice as long "
+                         "as the last look took)")
     ui.add_argument("--mirror", metavar="DIR",
                     help="where the local mirror of a directory store lives (default: in ~/.cache/gravtrain)")
     ui.add_argument("--direct", action="store_true",

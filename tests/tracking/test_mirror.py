@@ -304,3 +304,29 @@ def test_a_mirror_that_cannot_be_written_is_one_clear_error(cluster_store, tmp_p
         StoreMirror(source, blocked / "home").refresh()
     with pytest.raises(MirrorError, match="cannot write the local mirror"):
         StoreMirror(source, blocked / "home").prepare()
+
+
+def test_the_background_refresher_waits_longer_after_a_slow_refresh():
+    class SlowMirror:
+        source = "slow"
+
+        def __init__(self):
+            self.calls = []
+
+        def refresh(self, deep=False):
+            self.calls.append(time.monotonic())
+            time.sleep(0.2)
+            from gravtrain.tracking.mirror import RefreshReport
+
+            return RefreshReport(0.2, 1, 1, 0, 0, 0, 0, 1, None)
+
+    from gravtrain.tracking.mirror import BUSY_FACTOR, MirrorRefresher
+
+    mirror = SlowMirror()
+    refresher = MirrorRefresher(mirror, interval=0.01)
+    refresher.start()
+    time.sleep(1.5)
+    refresher.stop(timeout=5)
+    gaps = [b - a for a, b in zip(mirror.calls, mirror.calls[1:])]
+    assert gaps and all(gap >= 0.2 * (1 + BUSY_FACTOR) - 0.02 for gap in gaps)  # the refresh, then twice it
+    assert refresher.pause >= 0.2 * BUSY_FACTOR

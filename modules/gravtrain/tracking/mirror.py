@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 MIRROR_WORKERS = 32
 #: A `MirrorRefresher` looks into every run, ended ones included, on every this-many-th refresh.
 DEEP_CHECK_EVERY = 30
+#: A `MirrorRefresher` waits at least this many times the duration of its last refresh before the next.
+BUSY_FACTOR = 2.0
 #: The mirror's format; a mirror with another is rebuilt.
 MIRROR_FORMAT = 1
 #: The key of the runs-table view the mirror gives each gravtrain experiment: MLflow's UI opens an experiment's
@@ -594,7 +596,9 @@ class _State:
 
 
 class MirrorRefresher(threading.Thread):
-    """Refreshes a `StoreMirror` every ``interval`` seconds in the background until `stop` (a daemon thread).
+    """Refreshes a `StoreMirror` in the background until `stop` (a daemon thread): ``interval`` seconds after
+    the end of the last refresh, or `BUSY_FACTOR` times that refresh's duration if longer, so that refreshing a
+    large store on a slow mount never takes more than a third of the time.
 
     A change is logged (info); a refresh that fails (the mount went away) is logged once as a warning, and
     the refresher keeps trying; the mirror keeps serving what it last had.
@@ -608,10 +612,12 @@ class MirrorRefresher(threading.Thread):
         self.last_report: RefreshReport | None = None
         self._stopped = threading.Event()
         self._failing = False
+        self.pause = interval  #: seconds until the next refresh
 
     def run(self) -> None:
-        while not self._stopped.wait(self.interval):
+        while not self._stopped.wait(self.pause):
             self.refreshes += 1
+            started = time.monotonic()
             try:
                 report = self.mirror.refresh(deep=self.refreshes % DEEP_CHECK_EVERY == 0)
             except (MirrorError, OSError) as exc:
@@ -620,6 +626,8 @@ class MirrorRefresher(threading.Thread):
                                    "retrying every %.0f s)", exc, self.interval)
                 self._failing = True
                 continue
+            finally:
+                self.pause = max(self.interval, BUSY_FACTOR * (time.monotonic() - started))
             if self._failing:
                 logger.info("the store %s can be read again", self.mirror.source)
             self._failing = False

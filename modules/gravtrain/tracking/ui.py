@@ -34,8 +34,8 @@ import urllib.request
 
 from gravtrain.tracking.store import file_store_environment, is_file_store, local_directory, store_uri
 
-#: Seconds between two refreshes of the mirror while the UI is open.
-REFRESH_SECONDS = 2.0
+#: Seconds between two refreshes of the mirror while the UI is open (at least; see `MirrorRefresher`).
+REFRESH_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
