@@ -330,3 +330,17 @@ def test_the_background_refresher_waits_longer_after_a_slow_refresh():
     gaps = [b - a for a, b in zip(mirror.calls, mirror.calls[1:])]
     assert gaps and all(gap >= 0.2 * (1 + BUSY_FACTOR) - 0.02 for gap in gaps)  # the refresh, then twice it
     assert refresher.pause >= 0.2 * BUSY_FACTOR
+
+
+def test_a_refresh_that_finds_nothing_new_does_not_rewrite_the_state(cluster_store, tmp_path):
+    source, _ = cluster_store
+    mirror = StoreMirror(source, tmp_path / "home")
+    mirror.refresh()
+    written = (tmp_path / "home" / "state.json").stat().st_mtime_ns
+    time.sleep(0.01)
+    assert mirror.refresh().changed is False
+    assert (tmp_path / "home" / "state.json").stat().st_mtime_ns == written
+    add_run(source, "physics", "late", scratch=tmp_path)
+    mirror.refresh()
+    assert (tmp_path / "home" / "state.json").stat().st_mtime_ns != written
+    assert StoreMirror(source, tmp_path / "home").refresh().files_read == 0  # what it saved is complete

@@ -169,6 +169,7 @@ class StoreMirror:
         self._counter_lock = threading.Lock()
         self._listed = self._files_read = 0
         self._contents: dict[str, bytes] = {}  # files of this refresh known from packs
+        self._dirty = False
 
     # -------------------------------------------------------------------------------------------- refresh
     def refresh(self, *, deep: bool = False) -> RefreshReport:
@@ -180,6 +181,7 @@ class StoreMirror:
         started = time.monotonic()
         with self._writing_the_mirror(), self._exclusive(), \
                 ThreadPoolExecutor(self.workers, thread_name_prefix="mirror") as pool:
+            self._dirty = False  # set by every change of the state; an unchanged state is not written again
             self._load_state()
             self.store.mkdir(exist_ok=True)
             self._listed = self._files_read = 0
@@ -189,7 +191,8 @@ class StoreMirror:
             added, updated = self._sync_runs(pool, listing.run_files, listing.run_listings)
             removed = self._remove_runs_gone(set(listing.unchanged) | set(listing.run_files))
             self._tag_gravtrain_experiments(listing.experiments)
-            self._save_state()
+            if self._dirty:
+                self._save_state()
             self._contents = {}
         return RefreshReport(seconds=time.monotonic() - started, experiments=len(listing.experiments),
                              runs=len(listing.unchanged) + len(listing.run_files), runs_added=added,
@@ -332,11 +335,14 @@ class StoreMirror:
                 if experiment in kept:
                     _remove_file(self.store / path)
                 del self._state.files[path]
+                self._dirty = True
         for experiment in [e for e in self._state.experiments if e not in kept]:
             shutil.rmtree(self.store / experiment, ignore_errors=True)
             self._state.forget_prefix(f"{experiment}/")
             logger.info("experiment %s is gone from %s; removed from the mirror", experiment, self.source)
-        self._state.experiments = sorted(kept)
+        if self._state.experiments != sorted(kept):
+            self._state.experiments = sorted(kept)
+            self._dirty = True
 
     def _sync_runs(self, pool, run_files: dict[str, dict[str, _Entry]],
                    listings: dict[str, list[_Entry] | None]) -> tuple[int, int]:
@@ -359,6 +365,7 @@ class StoreMirror:
         for run in new:
             if any(path in failed for path in run_files[run]) or f"{run}/meta.yaml" in failed:
                 self._state.forget_prefix(f"{run}/")  # try again next time; nothing of it in the mirror
+                self._dirty = True
                 continue
             for folder in RUN_FOLDERS:  # MLflow finds a run by ID only if these exist, empty or not
                 (self._staging / run / folder).mkdir(parents=True, exist_ok=True)
@@ -372,17 +379,21 @@ class StoreMirror:
                 _remove_file(self.store / path)
                 del self._state.files[path]
                 updated_runs.add(run)
+                self._dirty = True
         for run in run_files:
             if run in new and not (self.store / run).exists():
                 continue
             files = run_files[run]
-            self._state.runs[run] = {
+            info = {
                 "ended": _has_ended(self.store / run / "meta.yaml"),
                 "signature": _run_signature(listings[run]),
                 "gravtrain": any(path.startswith(f"{run}/tags/{_GRAVTRAIN_TAG_PREFIX}") for path in files),
                 "headline": sorted(key for key in (path[len(run) + len("/metrics/"):] for path in files
                                                    if path.startswith(f"{run}/metrics/")) if key in LIST_METRICS),
             }
+            if self._state.runs.get(run) != info:
+                self._state.runs[run] = info
+                self._dirty = True
         shutil.rmtree(self._staging, ignore_errors=True)
         return sum(1 for run in new if run in self._state.runs), len(updated_runs - set(new))
 
@@ -394,6 +405,7 @@ class StoreMirror:
         for (path, _), ok in zip(pairs, copies):
             if ok:
                 self._state.files[path] = entries[path].signature
+                self._dirty = True
                 self._state.added.pop(path, None)  # the source's own file replaced the mirror's
                 self._files_read += path not in self._contents
             else:
@@ -447,7 +459,9 @@ class StoreMirror:
         written_at = Path(*parts[:-len(suffix_parts)])
         if written_at == self.source:
             return data
-        self._state.relocated_from = str(written_at)
+        if self._state.relocated_from != str(written_at):
+            self._state.relocated_from = str(written_at)
+            self._dirty = True
         meta[key] = (self.source / suffix).as_uri()
         return yaml.safe_dump(meta, default_flow_style=False, sort_keys=False).encode()
 
@@ -458,6 +472,7 @@ class StoreMirror:
             shutil.rmtree(self.store / run, ignore_errors=True)
             self._state.forget_prefix(f"{run}/")
             del self._state.runs[run]
+            self._dirty = True
         return len(gone)
 
     def _tag_gravtrain_experiments(self, experiments: list[str]) -> None:
@@ -483,9 +498,11 @@ class StoreMirror:
             self._write(self.store / tag, value.encode())
             self._state.added[tag] = value
             self._state.files[tag] = [-1, -1]  # never equal to a source file's: a source tag replaces it
+            self._dirty = True
         elif value is None and tag in self._state.added:
             _remove_file(self.store / tag)
             del self._state.added[tag]
+            self._dirty = True
             self._state.files.pop(tag, None)
 
     def newest_gravtrain_experiment(self) -> str | None:
@@ -545,6 +562,7 @@ class StoreMirror:
             logger.info("rebuilding the mirror %s", self.store)
             shutil.rmtree(self.store)
         self._state = _State()
+        self._dirty = True
 
     def _save_state(self) -> None:
         state = self._state.to_dict()
