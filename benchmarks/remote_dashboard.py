@@ -554,14 +554,19 @@ def plain_server(bench: Bench, store: ClusterStore, mountpoint: Path, args) -> d
         log(f"plain runs/search failed or timed out after {time.monotonic() - started:.0f} s: {exc!r}")
         stop_process(process)
         return result
-    if not args.plain_full:
-        log(f"first full view in {result['first_full_view_seconds']:.1f} s; artifacts of "
-            f"{args.plain_artifact_runs} run(s) ...")
-        result["artifacts"] = check_artifacts(server, store, expected[:args.plain_artifact_runs])
-        result["artifacts"]["recorded_artifact_root_example"] = store.recorded_artifact_root(expected[0])
-        result["exit_code"] = stop_process(process)
-        return result
-    log(f"first full view in {result['first_full_view_seconds']:.1f} s; once more ...")
+    log(f"first full view in {result['first_full_view_seconds']:.1f} s")
+    if args.plain_full:
+        plain_list_and_new_run(server, store, result, args)
+    log(f"artifacts of {args.plain_artifact_runs} run(s) ...")
+    result["artifacts"] = check_artifacts(server, store, expected[:args.plain_artifact_runs])
+    result["artifacts"]["recorded_artifact_root_example"] = store.recorded_artifact_root(expected[0])
+    result["exit_code"] = stop_process(process)
+    return result
+
+
+def plain_list_and_new_run(server: Server, store: ClusterStore, result: dict, args) -> None:
+    """``--plain-full``: one more ``runs/search``, then a new run on the cluster side and one ``runs/search``
+    started `LISTING_CACHE_WAIT` seconds after it was written (the run is removed again afterwards)."""
     try:
         ids, seconds, _ = server.search_runs(store.experiment_id, timeout=args.plain_timeout)
         result["list_warm_seconds"] = seconds
@@ -580,11 +585,7 @@ def plain_server(bench: Bench, store: ClusterStore, mountpoint: Path, args) -> d
         result.update(new_run_timed_out=True, new_run_error=repr(exc))
     store.remove_run(new_run)  # the next scenarios see the same runs as this one did
     log(f"new run shown after {result.get('new_run_seconds', float('nan')):.1f} s (one runs/search started "
-        f"{LISTING_CACHE_WAIT} s after it was written); artifacts of {args.plain_artifact_runs} run(s) ...")
-    result["artifacts"] = check_artifacts(server, store, expected[:args.plain_artifact_runs])
-    result["artifacts"]["recorded_artifact_root_example"] = store.recorded_artifact_root(expected[0])
-    result["exit_code"] = stop_process(process)
-    return result
+        f"{LISTING_CACHE_WAIT} s after it was written)")
 
 
 class UiRun:

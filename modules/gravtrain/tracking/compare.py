@@ -101,11 +101,11 @@ class RunComparison:
         lines.append(f"params: {counts}" if all_params or not equal else f"params: {counts} (--all shows them)")
         if shown:
             rows = [[key, *(_param_cell(value) for value in values)] for key, values in shown.items()]
-            lines += _aligned([["key", *names], short_ids, *rows])
+            lines += aligned([["key", *names], short_ids, *rows])
         lines += ["", f"metrics: {_count(len(self.metrics), 'key')} (latest values)"]
         if self.metrics:
             rows = [[key, *_metric_cells(values, self.metric_deltas(key))] for key, values in self.metrics.items()]
-            lines += _aligned([["metric", *names], short_ids, *rows])
+            lines += aligned([["metric", *names], short_ids, *rows])
         return "\n".join(lines)
 
     def to_dict(self, all_params: bool = False) -> dict:
@@ -304,7 +304,7 @@ def _as_float(value) -> float | None:
     return None if value is None else float(value)
 
 
-def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows of cells as lines of left-aligned columns two spaces apart."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]

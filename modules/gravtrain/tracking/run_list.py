@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Mapping, Sequence
 
+from gravtrain.tracking.compare import MISSING, aligned, format_number
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.store import configure_mlflow
 
@@ -35,7 +36,6 @@ STAGE_TAG = "gravtrain.stage"
 CONFIG_HASH_TAG = "gravtrain.config_sha256"
 #: Characters of the config hash shown in the table (JSON has it whole).
 SHORT_HASH_LENGTH = 10
-MISSING = "-"
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,7 @@ def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None) -> str:
                      _duration(run.duration_seconds(now_ms)),
                      *(_number(run.metrics.get(metric)) for metric in metrics),
                      (run.config_sha256 or MISSING)[:SHORT_HASH_LENGTH]])
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join(aligned(rows))
 
 
 def _start(start_ms: int | None) -> str:
@@ -134,4 +133,4 @@ def _duration(seconds: float | None) -> str:
 
 
 def _number(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.4g}"
+    return MISSING if value is None else format_number(value)
