@@ -248,12 +248,17 @@ def _kdtree_knn_numpy(coords: np.ndarray, row_splits: np.ndarray, k: int) -> np.
         tree = cKDTree(coords[begin:end])
         workers = -1 if n_event >= KDTREE_PARALLEL_MIN_HITS else 1
         _, idx = tree.query(coords[begin:end], k=list(range(1, n_query + 1)), workers=workers)
-        # Move the hit itself (normally first, not always when hits coincide) behind the others, keep K.
-        is_self = idx == np.arange(n_event)[:, None]
-        order = np.argsort(is_self, axis=1, kind="stable")
+        # Drop the hit itself: normally the first column; when hits coincide it may come later, and those rows
+        # (few) move it behind the others. Keep K.
         n_keep = min(k, n_event - 1)
-        idx = np.take_along_axis(idx, order, axis=1)[:, :n_keep]
-        result[begin:end, :n_keep] = idx + begin
+        hit = np.arange(n_event)
+        misplaced = np.flatnonzero(idx[:, 0] != hit)
+        if misplaced.size:
+            rows = idx[misplaced]
+            order = np.argsort(rows == hit[misplaced, None], axis=1, kind="stable")
+            rows = np.take_along_axis(rows, order, axis=1)
+            idx[misplaced, 1:] = rows[:, :-1]  # as if the hit itself were first: its column is dropped below
+        result[begin:end, :n_keep] = idx[:, 1 : n_keep + 1] + begin
     return result
 
 
