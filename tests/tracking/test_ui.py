@@ -175,8 +175,9 @@ def test_serve_ui_runs_a_real_server_and_stops_on_ctrl_c(store, tmp_path):
         tracker.log_text("visible in the UI", "notes.txt")
     port = free_port()
     script = textwrap.dedent(f"""
-        import logging, signal, sys
+        import faulthandler, logging, signal, sys
         signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
         logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
         logging.getLogger("gravtrain.tracking.ui").setLevel(logging.DEBUG)
         from gravtrain.tracking.ui import serve_ui
@@ -202,7 +203,13 @@ def test_serve_ui_runs_a_real_server_and_stops_on_ctrl_c(store, tmp_path):
             assert response.read() == b"visible in the UI"
 
         wrapper.send_signal(signal.SIGINT)  # Ctrl-C
-        assert wrapper.wait(timeout=40) == 0, log_path.read_text()[-3000:]
+        try:
+            code = wrapper.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            wrapper.send_signal(signal.SIGUSR1)  # every thread's stack into the log
+            time.sleep(2)
+            pytest.fail("serve_ui still runs 40 s after Ctrl-C:\n" + log_path.read_text()[-6000:])
+        assert code == 0, log_path.read_text()[-3000:]
         with pytest.raises(OSError):
             post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
         assert f"browse {base}" in log_path.read_text()
