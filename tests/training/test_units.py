@@ -72,9 +72,9 @@ def test_freeze_patterns_must_match_a_layer(events):
     assert all(layer.trainable for layer in model.layers)
 
 
-def test_train_step_traces_once_over_many_batch_sizes_and_learns(events):
+def test_train_step_traces_once_over_many_batch_sizes_and_stages_and_learns(events):
     config = two_stage_config()
-    model, _, step = make_step(config, events)
+    model, optimizer, step = make_step(config, events)
     losses = []
     for epoch, budget in enumerate((1500, 2500, 4000)):
         for batch in HitBudgetBatcher(events, budget, seed=1).dataset(epoch):
@@ -86,6 +86,22 @@ def test_train_step_traces_once_over_many_batch_sizes_and_learns(events):
     for batch in HitBudgetBatcher(events, 2500, shuffle=False).dataset(0):
         step.validate_step(batch)
     assert step.trace_count["validate"] == 1
+
+    # A new stage that changes only options (variables) keeps the traced step, which sees the new values.
+    first = step.train_step
+    optimizer.learning_rate.assign(0.0)
+    step.loss.set_options(**loss_options(config, 1))
+    step.compile()
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    step.train_step(batch)
+    assert step.train_step is first and step.trace_count["train"] == 1
+    for old, variable in zip(before, model.trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)  # learning rate 0 seen
+    # Freezing a layer changes the trainable set: new steps, one new trace.
+    apply_freeze(model, ["gravnet_0*"])
+    step.compile()
+    step.train_step(batch)
+    assert step.train_step is not first and step.trace_count["train"] == 2
 
 
 def test_nan_guard_leaves_weights_and_state_untouched(events):

@@ -44,8 +44,9 @@ def _dense_gradient(gradient, variable):
 
 
 class TrainingStep:
-    """Builds and holds the compiled steps of one stage (frozen layers change the trainable set: new stage, new
-    trace; within a stage every batch uses the same trace).
+    """Builds and holds the compiled steps (one trace for every batch). A stage that freezes or unfreezes layers
+    changes the trainable set and gets new steps (a new trace); a stage that changes only options (learning rate,
+    loss and batch-norm options, all variables) keeps the steps it has: no trace is repeated.
 
     Args:
         model: the gravtrain model.
@@ -61,10 +62,22 @@ class TrainingStep:
         self._track_column = feature_names(model).index(TRACK_FLAG_FEATURE)
         self._state_variables = [v for v in model.non_trainable_variables]
         self.train_step = self.validate_step = None
+        self._compiled_for = None
         self.compile()
 
+    def _trainable_set(self) -> tuple:
+        """What a trace depends on besides the variables' values: which variables train, which layers are frozen
+        (batch norm and the regularisers read their layer's ``trainable`` flag)."""
+        return (tuple(id(v) for v in self.model.trainable_variables),
+                tuple(layer.trainable for layer in self.model._flatten_layers(include_self=False)))
+
     def compile(self) -> None:
-        """(Re)build the step functions for the current trainable set; call after freezing layers."""
+        """Build the step functions for the current trainable set; call after freezing layers. Keeps the current
+        ones (and their traces) when the trainable set is the one they were built for."""
+        trainable_set = self._trainable_set()
+        if trainable_set == self._compiled_for:
+            return
+        self._compiled_for = trainable_set
         spec = batch_element_spec()
         trainable = list(self.model.trainable_variables)
         state = self._state_variables
