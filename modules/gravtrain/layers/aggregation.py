@@ -54,9 +54,10 @@ def weighted_neighbour_mean_max(features, nidx, dist_sq, implementation: str | N
         raise ValueError(f"unknown aggregation {implementation!r}; valid names are: {', '.join(AGGREGATIONS)}")
     if implementation == "auto":
         implementation = "vectorised" if _in_xla_context() or tf.config.list_logical_devices("GPU") else "chunked"
-    if implementation == "vectorised":
-        return _vectorised_mean_max(features, nidx, dist_sq)
-    return _chunked_mean_max(features, nidx, dist_sq)
+    with tf.name_scope("weighted_neighbour_mean_max"):  # profiles attribute the aggregation's ops by this scope
+        if implementation == "vectorised":
+            return _vectorised_mean_max(features, nidx, dist_sq)
+        return _chunked_mean_max(features, nidx, dist_sq)
 
 
 def _in_xla_context() -> bool:
