@@ -50,7 +50,9 @@ def values_and_gradients(implementation, features, nidx, dist_sq, probe_mean, pr
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(aggregation, "AGGREGATION_CHUNK_ROWS", 16)
+    # 16 rows of 5 x 3 float64: several chunks in the tests' batches
+    monkeypatch.setattr(aggregation, "MIN_CHUNK_ROWS", 16)
+    monkeypatch.setattr(aggregation, "AGGREGATION_CHUNK_BYTES", 16 * 5 * 3 * 8)
 
 
 @pytest.mark.parametrize("n_hits", [0, 1, 15, 16, 53])

@@ -4,8 +4,8 @@ Two implementations of one formula (`weighted_neighbour_mean_max`):
 
 - ``"vectorised"``: the formula as TensorFlow ops on (V, K, P) tensors, differentiated by TensorFlow. Used
   under XLA and when TensorFlow sees a GPU (memory is plentiful there, and every op is one kernel launch).
-- ``"chunked"``: on CPU. The forward pass gathers ``AGGREGATION_CHUNK_ROWS`` rows at a time (a bounded
-  (C, K, P) block instead of several (V, K, P) tensors) and keeps, per hit and feature, the column of the
+- ``"chunked"``: on CPU. The forward pass gathers a chunk of rows at a time (a (C, K, P) block of about
+  ``AGGREGATION_CHUNK_BYTES`` instead of several (V, K, P) tensors) and keeps, per hit and feature, the column of the
   maximum; the gradient is written out (below) instead of being derived op by op, so the backward pass needs
   no (V, K, P) tensor at all for the features, and one chunk at a time for the weights.
 
@@ -28,8 +28,10 @@ from tensorflow.python.ops import control_flow_util
 
 #: w_ij = exp(-DISTANCE_WEIGHT_SCALE * d_ij^2), the GravNet potential.
 DISTANCE_WEIGHT_SCALE = 10.0
-#: Rows of the (C, K, P) block the chunked implementation gathers at a time (C x K x P floats in memory).
-AGGREGATION_CHUNK_ROWS = 8192
+#: Bytes of the (C, K, P) block the chunked implementation gathers at a time: C = this / (K x P x itemsize)
+#: rows (at least `MIN_CHUNK_ROWS`). A few such blocks exist at once, whatever V, K and P.
+AGGREGATION_CHUNK_BYTES = 16 * 2**20
+MIN_CHUNK_ROWS = 64
 #: The implementations by name; ``"auto"`` picks ``"vectorised"`` under XLA or with a GPU, else ``"chunked"``.
 AGGREGATIONS = ("auto", "vectorised", "chunked")
 #: The implementation the layers use (benchmarks compare the others by setting it before building a graph).
@@ -89,6 +91,9 @@ def _chunked_mean_max(features, nidx, dist_sq):
     dist_sq = tf.convert_to_tensor(dist_sq, features.dtype)
     nidx = tf.stop_gradient(tf.convert_to_tensor(nidx))
 
+    # TensorFlow names a custom gradient's ops at the top level; put them where the tape puts its own gradients.
+    gradient_scope = f"gradient_tape/{tf.get_current_name_scope()}/"
+
     @tf.custom_gradient
     def mean_max(features, dist_sq):
         n_hits, n_columns, width = tf.shape(features)[0], nidx.shape[1], features.shape[1]
@@ -103,13 +108,19 @@ def _chunked_mean_max(features, nidx, dist_sq):
             return tf.reduce_sum(weighted, axis=1), tf.reduce_max(masked, axis=1), \
                 tf.argmax(masked, axis=1, output_type=tf.int32)
 
+        rows_per_chunk = max(MIN_CHUNK_ROWS, AGGREGATION_CHUNK_BYTES // (n_columns * width * features.dtype.size))
         total, best, argmax = _over_row_chunks(
-            forward_chunk, n_hits, [(features.dtype, width), (features.dtype, width), (tf.int32, width)])
+            forward_chunk, n_hits, rows_per_chunk,
+            [(features.dtype, width), (features.dtype, width), (tf.int32, width)])
         has_neighbours = n_real > 0
         mean = total / tf.maximum(n_real, 1.0)
         maximum = tf.where(has_neighbours, best, tf.zeros_like(best))
 
         def gradient(grad_mean, grad_max):
+            with tf.name_scope(gradient_scope):
+                return written_out_gradient(grad_mean, grad_max)
+
+        def written_out_gradient(grad_mean, grad_max):
             grad_sum = grad_mean / tf.maximum(n_real, 1.0)  # g / n
             grad_max = tf.where(has_neighbours, grad_max, tf.zeros_like(grad_max))
 
@@ -117,7 +128,8 @@ def _chunked_mean_max(features, nidx, dist_sq):
                 neighbour_features = tf.gather(features, tf.gather(safe, rows))
                 return (tf.linalg.matvec(neighbour_features, tf.gather(grad_sum, rows)),)
 
-            (grad_weights,) = _over_row_chunks(weight_gradient_chunk, n_hits, [(features.dtype, n_columns)])
+            (grad_weights,) = _over_row_chunks(weight_gradient_chunk, n_hits, rows_per_chunk,
+                                               [(features.dtype, n_columns)])
             # The max terms: one (i, a_ip) per hit and feature.
             argmax_hit = tf.gather(safe, argmax, batch_dims=1)  # j(i, a_ip), (V, P)
             feature_column = tf.broadcast_to(tf.range(width)[None, :], tf.shape(argmax))
@@ -148,13 +160,12 @@ def _chunked_mean_max(features, nidx, dist_sq):
     return mean_max(features, dist_sq)
 
 
-def _over_row_chunks(function, n_hits, outputs):
-    """``function(rows)`` for the rows of each chunk of `AGGREGATION_CHUNK_ROWS`, concatenated in row order.
+def _over_row_chunks(function, n_hits, chunk: int, outputs):
+    """``function(rows)`` for the rows of each chunk of ``chunk`` rows, concatenated in row order.
 
     ``outputs``: (dtype, width) of each of the tensors ``function`` returns, each (len(rows), width). Two chunks
-    run at a time (the two halves of a 2-core machine), so about 2 x C x K x P floats exist at once.
+    run at a time (the two halves of a 2-core machine).
     """
-    chunk = AGGREGATION_CHUNK_ROWS
     n_chunks = tf.maximum((n_hits + chunk - 1) // chunk, 1)  # one empty chunk for V = 0: concat needs one
     arrays = tuple(tf.TensorArray(dtype, size=n_chunks, infer_shape=False,
                                   element_shape=tf.TensorShape([None, width])) for dtype, width in outputs)
