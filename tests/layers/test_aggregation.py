@@ -1,13 +1,20 @@
-"""weighted_neighbour_mean_max: the chunked CPU implementation (written-out gradient) against the vectorised one
-(TensorFlow's own gradient) and against NumPy, over several chunks, padding, lone hits and an empty batch."""
+"""weighted_neighbour_mean_max: the compiled and the chunked CPU implementations (written-out gradient) against
+the vectorised one (TensorFlow's own gradient), against NumPy and finite differences, over several chunks,
+padding, lone hits and an empty batch; which one "auto" takes."""
 
 from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from gravtrain.layers import aggregation
+from gravtrain.layers import aggregation, compiled_kernels
 from gravtrain.layers.aggregation import weighted_neighbour_mean_max
 
 
@@ -55,31 +62,49 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(aggregation, "AGGREGATION_CHUNK_BYTES", 16 * 5 * 3 * 8)
 
 
+CPU_IMPLEMENTATIONS = ["chunked", "compiled"]
+
+
+@pytest.fixture(scope="module")
+def compiled_kernel():
+    """The compiled kernel; its tests fail (not skip) where a compiler exists and the build does not work."""
+    if shutil.which(os.environ.get("CXX") or "c++") is None:
+        pytest.skip("no C++ compiler: the compiled aggregation cannot be built here")
+    return compiled_kernels.load_kernel(compiled_kernels.NEIGHBOUR_OPS_SOURCE)
+
+
+@pytest.fixture(params=CPU_IMPLEMENTATIONS)
+def cpu_implementation(request):
+    if request.param == "compiled":
+        request.getfixturevalue("compiled_kernel")
+    return request.param
+
+
 @pytest.mark.parametrize("n_hits", [0, 1, 15, 16, 53])
 @pytest.mark.parametrize("use_max", [True, False])
-def test_chunked_matches_vectorised_and_numpy(small_chunks, n_hits, use_max):
+def test_cpu_implementations_match_vectorised_and_numpy(small_chunks, cpu_implementation, n_hits, use_max):
     features, nidx, dist_sq = neighbour_inputs(n_hits, 5, 3)
     rng = np.random.default_rng(1)
     probe_mean, probe_max = rng.normal(size=features.shape), rng.normal(size=features.shape)
-    chunked = values_and_gradients("chunked", features, nidx, dist_sq, probe_mean, probe_max, use_max)
+    on_cpu = values_and_gradients(cpu_implementation, features, nidx, dist_sq, probe_mean, probe_max, use_max)
     vectorised = values_and_gradients("vectorised", features, nidx, dist_sq, probe_mean, probe_max, use_max)
-    for got, want in zip(chunked, vectorised):
+    for got, want in zip(on_cpu, vectorised):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     mean, maximum = numpy_mean_max(features, nidx, dist_sq)
-    np.testing.assert_allclose(chunked[0], mean, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(chunked[1], maximum, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(on_cpu[0], mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(on_cpu[1], maximum, rtol=1e-12, atol=1e-14)
     if n_hits > 5:
-        assert np.all(chunked[0][5] == 0) and np.all(chunked[1][5] == 0)
+        assert np.all(on_cpu[0][5] == 0) and np.all(on_cpu[1][5] == 0)
 
 
-def test_chunked_gradient_matches_finite_differences(small_chunks):
+def test_cpu_gradients_match_finite_differences(small_chunks, cpu_implementation):
     from tests.numerics import numeric_gradient
 
     features, nidx, dist_sq = neighbour_inputs(20, 4, 2, seed=3)
     rng = np.random.default_rng(2)
     probe_mean, probe_max = rng.normal(size=features.shape), rng.normal(size=features.shape)
-    _, _, grad_features, grad_dist = values_and_gradients("chunked", features, nidx, dist_sq, probe_mean,
+    _, _, grad_features, grad_dist = values_and_gradients(cpu_implementation, features, nidx, dist_sq, probe_mean,
                                                           probe_max)
 
     def loss(features_value, dist_value):
@@ -103,3 +128,85 @@ def test_auto_takes_the_vectorised_formula_under_xla():
 def test_an_unknown_implementation_is_refused():
     with pytest.raises(ValueError, match="chunked"):
         weighted_neighbour_mean_max(np.zeros((1, 1)), np.zeros((1, 1), np.int32), np.zeros((1, 1)), "fast")
+
+
+def test_compiled_float32_matches_vectorised_on_a_wide_batch_and_repeats_bit_for_bit(compiled_kernel):
+    features, nidx, dist_sq = neighbour_inputs(400, 24, 37, seed=5, dtype=np.float32)
+    rng = np.random.default_rng(6)
+    probe_mean, probe_max = (rng.normal(size=features.shape).astype(np.float32) for _ in range(2))
+    compiled = values_and_gradients("compiled", features, nidx, dist_sq, probe_mean, probe_max)
+    vectorised = values_and_gradients("vectorised", features, nidx, dist_sq, probe_mean, probe_max)
+    for got, want in zip(compiled, vectorised):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    again = values_and_gradients("compiled", features, nidx, dist_sq, probe_mean, probe_max)
+    for first, second in zip(compiled, again):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_compiled_refuses_an_index_outside_the_features(compiled_kernel):
+    features, nidx, dist_sq = neighbour_inputs(6, 3, 2)
+    nidx[2, 1] = 6
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside \[-1, 6\)"):
+        weighted_neighbour_mean_max(features, nidx, dist_sq, "compiled")
+
+
+def test_auto_takes_the_compiled_kernel_on_cpu(compiled_kernel):
+    features, nidx, dist_sq = neighbour_inputs(30, 4, 3, dtype=np.float32)
+    graph = tf.function(lambda f, d: weighted_neighbour_mean_max(f, tf.constant(nidx), d))
+    op_types = {op.type for op in graph.get_concrete_function(features, dist_sq).graph.get_operations()}
+    assert "GravtrainNeighbourMeanMax" in op_types
+
+
+def test_without_a_compiler_auto_warns_once_and_uses_tensorflow_ops(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("CXX", "no-such-compiler-for-gravtrain")
+    monkeypatch.setenv("GRAVTRAIN_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(compiled_kernels, "_LOADED", {})  # as in a process that has not loaded the kernel
+    compiled_kernels.neighbour_ops_library.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger=compiled_kernels.__name__):
+            assert compiled_kernels.neighbour_ops_library() is None
+            assert compiled_kernels.neighbour_ops_library() is None
+        (warning,) = [record.getMessage() for record in caplog.records]
+        assert "no C++ compiler 'no-such-compiler-for-gravtrain'" in warning and "TensorFlow ops" in warning
+        features, nidx, dist_sq = neighbour_inputs(30, 4, 3, dtype=np.float32)
+        graph = tf.function(lambda f, d: weighted_neighbour_mean_max(f, tf.constant(nidx), d))
+        op_types = {op.type for op in graph.get_concrete_function(features, dist_sq).graph.get_operations()}
+        assert "GravtrainNeighbourMeanMax" not in op_types
+        with pytest.raises(RuntimeError, match="not available on this machine"):
+            weighted_neighbour_mean_max(features, nidx, dist_sq, "compiled")
+    finally:
+        compiled_kernels.neighbour_ops_library.cache_clear()
+    assert list(tmp_path.iterdir()) == []
+
+
+BUILD_IN_A_FRESH_PROCESS = """
+import logging, sys
+from pathlib import Path
+from gravtrain.layers import compiled_kernels
+logging.basicConfig(level=logging.INFO)
+cache = Path(sys.argv[1])
+library = compiled_kernels.kernel_library_path(compiled_kernels.NEIGHBOUR_OPS_SOURCE, cache)
+library.write_bytes(b"not a shared library")
+ops = compiled_kernels.load_kernel(compiled_kernels.NEIGHBOUR_OPS_SOURCE, cache)
+assert hasattr(ops, "gravtrain_neighbour_mean_max") and library.stat().st_size > 10_000
+print("built", library.stat().st_mtime_ns)
+"""
+
+
+@pytest.mark.slow
+def test_a_damaged_build_in_the_cache_is_rebuilt_then_reused(compiled_kernel, tmp_path):
+    # In fresh processes: TensorFlow registers a library's ops once per process.
+    def run(script):
+        result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    first = run(BUILD_IN_A_FRESH_PROCESS)
+    assert "does not load" in first.stderr and "compiled neighbour_ops.cc in" in first.stderr
+    (library,) = tmp_path.glob("*.so")
+    built = library.stat().st_mtime_ns
+    second = run("import sys; from pathlib import Path; from gravtrain.layers import compiled_kernels as c; "
+                 "assert c.load_kernel(c.NEIGHBOUR_OPS_SOURCE, Path(sys.argv[1])).gravtrain_neighbour_distances")
+    assert "compil" not in second.stderr and library.stat().st_mtime_ns == built
+    assert sorted(path.suffix for path in tmp_path.iterdir()) == [".lock", ".so"]

@@ -131,3 +131,31 @@ def test_brute_compiles_with_xla(ragged_batch, reference):
         nidx, dist_sq = function(coords, row_splits)
         np.testing.assert_array_equal(nidx.numpy(), expected)
         np.testing.assert_allclose(dist_sq.numpy(), expected_dist_sq, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_distances_match_the_tensorflow_formula_with_padding_and_gradients():
+    from gravtrain.layers.knn import neighbour_dist_sq
+
+    rng = np.random.default_rng(3)
+    coords = rng.normal(size=(300, 5)).astype(np.float32)
+    nidx = np.concatenate([np.arange(300)[:, None], rng.integers(0, 300, size=(300, 12))], axis=1).astype(np.int32)
+    nidx[::4, -3:] = -1
+    probe = rng.normal(size=nidx.shape).astype(np.float32)
+
+    def distances_and_gradient(coords):
+        with tf.GradientTape() as tape:
+            tape.watch(coords)
+            dist_sq = neighbour_dist_sq(coords, tf.constant(nidx))
+            loss = tf.reduce_sum(probe * dist_sq)
+        op_types = {op.type for op in tf.compat.v1.get_default_graph().get_operations()}
+        return dist_sq, tape.gradient(loss, coords), "GravtrainNeighbourDistances" in op_types
+
+    compiled = tf.function(distances_and_gradient)(tf.constant(coords))
+    formula = tf.function(distances_and_gradient, jit_compile=True)(tf.constant(coords))
+    assert compiled[2] and not formula[2]
+    for got, want in zip(compiled[:2], formula[:2]):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+    assert np.all(compiled[0].numpy()[nidx < 0] == 0) and np.all(compiled[0].numpy()[:, 0] == 0)
+    nidx[7, 3] = 300
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside \[-1, 300\)"):
+        neighbour_dist_sq(tf.constant(coords), tf.constant(nidx))

@@ -1,13 +1,16 @@
 """Distance-weighted aggregation of neighbour features, shared by GravNet and message passing.
 
-Two implementations of one formula (`weighted_neighbour_mean_max`):
+Three implementations of one formula (`weighted_neighbour_mean_max`):
 
 - ``"vectorised"``: the formula as TensorFlow ops on (V, K, P) tensors, differentiated by TensorFlow. Used
   under XLA and when TensorFlow sees a GPU (memory is plentiful there, and every op is one kernel launch).
-- ``"chunked"``: on CPU. The forward pass gathers a chunk of rows at a time (a (C, K, P) block of about
-  ``AGGREGATION_CHUNK_BYTES`` instead of several (V, K, P) tensors) and keeps, per hit and feature, the column of the
-  maximum; the gradient is written out (below) instead of being derived op by op, so the backward pass needs
-  no (V, K, P) tensor at all for the features, and one chunk at a time for the weights.
+- ``"compiled"``: on CPU, a C++ TensorFlow op (`gravtrain.layers.compiled_kernels`, built on first use) that
+  makes one pass over each hit's neighbours for the forward pass and computes the written-out gradient (below)
+  in two passes, with no (V, K, P) tensor. The default on CPU wherever a C++ compiler is found.
+- ``"chunked"``: on CPU without a compiler. The forward pass gathers a chunk of rows at a time (a (C, K, P)
+  block of about ``AGGREGATION_CHUNK_BYTES`` instead of several (V, K, P) tensors) and keeps, per hit and
+  feature, the column of the maximum; the gradient is the written-out one, the feature part as a sparse matrix
+  product, so the backward pass needs one chunk at a time for the weights.
 
 With g = dL/dmean and h = dL/dmax, n_i = |N(i)|, and a_ip the neighbour column holding max_ip::
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 from keras import ops
-from tensorflow.python.ops import control_flow_util
+from . import compiled_kernels
 
 #: w_ij = exp(-DISTANCE_WEIGHT_SCALE * d_ij^2), the GravNet potential.
 DISTANCE_WEIGHT_SCALE = 10.0
@@ -32,8 +35,9 @@ DISTANCE_WEIGHT_SCALE = 10.0
 #: rows (at least `MIN_CHUNK_ROWS`). A few such blocks exist at once, whatever V, K and P.
 AGGREGATION_CHUNK_BYTES = 16 * 2**20
 MIN_CHUNK_ROWS = 64
-#: The implementations by name; ``"auto"`` picks ``"vectorised"`` under XLA or with a GPU, else ``"chunked"``.
-AGGREGATIONS = ("auto", "vectorised", "chunked")
+#: The implementations by name; ``"auto"`` picks ``"vectorised"`` under XLA or with a GPU, else ``"compiled"``
+#: where the kernel builds (float32 and float64), else ``"chunked"``.
+AGGREGATIONS = ("auto", "vectorised", "compiled", "chunked")
 #: The implementation the layers use (benchmarks compare the others by setting it before building a graph).
 AGGREGATION = "auto"
 
@@ -55,17 +59,19 @@ def weighted_neighbour_mean_max(features, nidx, dist_sq, implementation: str | N
     if implementation not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {implementation!r}; valid names are: {', '.join(AGGREGATIONS)}")
     if implementation == "auto":
-        implementation = "vectorised" if _in_xla_context() or tf.config.list_logical_devices("GPU") else "chunked"
+        implementation = _automatic_implementation(features)
     with tf.name_scope("weighted_neighbour_mean_max"):  # profiles attribute the aggregation's ops by this scope
         if implementation == "vectorised":
             return _vectorised_mean_max(features, nidx, dist_sq)
+        if implementation == "compiled":
+            return _compiled_mean_max(features, nidx, dist_sq)
         return _chunked_mean_max(features, nidx, dist_sq)
 
 
-def _in_xla_context() -> bool:
-    if tf.executing_eagerly():
-        return False
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+def _automatic_implementation(features) -> str:
+    if compiled_kernels.in_xla_context() or tf.config.list_logical_devices("GPU"):
+        return "vectorised"
+    return "compiled" if compiled_kernels.kernels_for(getattr(features, "dtype", tf.float32)) else "chunked"
 
 
 def _weights(nidx, dist_sq):
@@ -83,6 +89,19 @@ def _vectorised_mean_max(features, nidx, dist_sq):
     lowest = ops.full_like(weighted, features.dtype.min)
     maximum = tf.reduce_max(ops.where(is_real[..., None], weighted, lowest), axis=1)  # ops.max rejects V = 0
     maximum = ops.where(n_real > 0, maximum, ops.zeros_like(maximum))
+    return mean, maximum
+
+
+def _compiled_mean_max(features, nidx, dist_sq):
+    library = compiled_kernels.neighbour_ops_library()
+    if library is None:
+        raise RuntimeError("the compiled aggregation kernel is not available on this machine (the warning above "
+                           "says why); use the 'chunked' or 'auto' aggregation")
+    features = tf.convert_to_tensor(features)
+    dist_sq = tf.convert_to_tensor(dist_sq, features.dtype)
+    nidx = tf.stop_gradient(tf.cast(nidx, tf.int32))
+    weights, _ = _weights(nidx, dist_sq)
+    mean, maximum, _ = library.gravtrain_neighbour_mean_max(features, nidx, weights)
     return mean, maximum
 
 

@@ -28,7 +28,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 from scipy.spatial import cKDTree
-from tensorflow.python.ops import control_flow_util
+
+from .compiled_kernels import in_xla_context, kernels_for
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +106,13 @@ def _find_neighbours_in_graph(coords, row_splits, k: int, backend: str):
 def neighbour_dist_sq(coords, nidx):
     """Squared distances from each hit to the hits in its row of ``nidx``; 0 where ``nidx == -1``.
 
-    Differentiable with respect to ``coords`` at both endpoints; padding gives zero gradient.
+    Differentiable with respect to ``coords`` at both endpoints; padding gives zero gradient. On CPU a compiled
+    kernel computes them and their gradient (`gravtrain.layers.compiled_kernels`) where it builds.
     Shapes: coords (V, S), nidx (V, K+1) -> (V, K+1).
     """
+    kernels = kernels_for(coords.dtype)
+    if kernels is not None:
+        return kernels.gravtrain_neighbour_distances(coords, tf.cast(nidx, tf.int32))
     n_hits = tf.shape(nidx)[0]
     is_pad = nidx < 0
     self_idx = tf.broadcast_to(tf.range(n_hits, dtype=nidx.dtype)[:, None], tf.shape(nidx))
@@ -276,14 +281,9 @@ def _kdtree_knn(coords, row_splits, k: int):
 # auto
 
 
-def _in_xla_context() -> bool:
-    graph = tf.compat.v1.get_default_graph()
-    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
-
-
 def _auto_knn(coords, row_splits, k: int):
     """brute under XLA or with a GPU; on CPU, kdtree for events above AUTO_KDTREE_MIN_HITS hits, else brute."""
-    if _in_xla_context() or tf.config.list_logical_devices("GPU"):
+    if in_xla_context() or tf.config.list_logical_devices("GPU"):
         logger.debug("select_knn auto: brute (XLA context or GPU visible)")
         return _brute_knn(coords, row_splits, k)
     logger.debug("select_knn auto: kdtree above %d hits per event, else brute", AUTO_KDTREE_MIN_HITS)
