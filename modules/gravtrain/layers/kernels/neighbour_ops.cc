@@ -138,34 +138,67 @@ inline void PrefetchRow(const void* row, int64_t bytes) {
 
 // The edges of a (rows, K) neighbour table sorted by the hit they end at (a stable counting sort): the edges into
 // hit j are edges[offsets[j] .. offsets[j + 1]), each as i * K + k, in increasing (i, k). Also 1 / n_i per row
-// (0 for a row without a real column).
+// (0 for a row without a real column). The rows are cut into up to kSortBlocks blocks that count and place their
+// edges in parallel; each block writes after the blocks before it, so the order is the same for any number.
+constexpr int64_t kSortBlocks = 8;
+
 template <typename T>
 struct IncomingEdges {
   std::vector<int64_t> offsets;
   std::vector<int32_t> edges;
   std::vector<T> inverse_n;
 
-  absl::Status Build(const int32_t* neighbours, int64_t n_rows, int64_t n_columns, int64_t n_hits) {
-    offsets.assign(n_hits + 1, 0);
+  absl::Status Build(const int32_t* neighbours, int64_t n_rows, int64_t n_columns, int64_t n_hits,
+                     tensorflow::thread::ThreadPool* workers) {
+    const int64_t n_blocks = std::max<int64_t>(1, std::min<int64_t>({kSortBlocks, workers->NumThreads(), n_rows}));
+    const int64_t rows_per_block = (n_rows + n_blocks - 1) / std::max<int64_t>(n_blocks, 1);
+    // counts[b * (n_hits + 1) + j + 1]: edges of block b into hit j; then where block b's edges into j start.
+    std::vector<int64_t> counts(n_blocks * (n_hits + 1), 0);
     inverse_n.assign(n_rows, T(0));
-    for (int64_t i = 0; i < n_rows; ++i) {
-      int64_t n_real = 0;
-      for (int64_t k = 0; k < n_columns; ++k) {
-        const int32_t j = neighbours[i * n_columns + k];
-        if (j < 0) continue;
-        if (j >= n_hits) return OutOfRange(n_hits);
-        ++offsets[j + 1];
-        ++n_real;
+    std::atomic<bool> out_of_range(false);
+    auto each_block = [&](auto&& body) {
+      workers->ParallelFor(n_blocks, std::numeric_limits<int32_t>::max(), [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          body(b, b * rows_per_block, std::min(n_rows, (b + 1) * rows_per_block));
+        }
+      });
+    };
+    each_block([&](int64_t b, int64_t first, int64_t last) {
+      int64_t* count = counts.data() + b * (n_hits + 1);
+      for (int64_t i = first; i < last; ++i) {
+        int64_t n_real = 0;
+        for (int64_t k = 0; k < n_columns; ++k) {
+          const int32_t j = neighbours[i * n_columns + k];
+          if (j < 0) continue;
+          if (j >= n_hits) {
+            out_of_range = true;
+            continue;
+          }
+          ++count[j + 1];
+          ++n_real;
+        }
+        if (n_real > 0) inverse_n[i] = T(1) / static_cast<T>(n_real);
       }
-      if (n_real > 0) inverse_n[i] = T(1) / static_cast<T>(n_real);
+    });
+    if (out_of_range) return OutOfRange(n_hits);
+    offsets.assign(n_hits + 1, 0);
+    for (int64_t j = 0; j < n_hits; ++j) {
+      int64_t start = offsets[j];
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const int64_t count = counts[b * (n_hits + 1) + j + 1];
+        counts[b * (n_hits + 1) + j] = start;
+        start += count;
+      }
+      offsets[j + 1] = start;
     }
-    for (int64_t j = 0; j < n_hits; ++j) offsets[j + 1] += offsets[j];
     edges.resize(offsets[n_hits]);
-    std::vector<int64_t> next(offsets.begin(), offsets.end() - 1);
-    for (int64_t e = 0; e < n_rows * n_columns; ++e) {
-      const int32_t j = neighbours[e];
-      if (j >= 0) edges[next[j]++] = static_cast<int32_t>(e);
-    }
+    each_block([&](int64_t b, int64_t first, int64_t last) {
+      int64_t* next = counts.data() + b * (n_hits + 1);
+      for (int64_t e = first * n_columns; e < last * n_columns; ++e) {
+        const int32_t j = neighbours[e];
+        if (j >= 0) edges[next[j]++] = static_cast<int32_t>(e);
+      }
+    });
     return absl::OkStatus();
   }
 
@@ -238,9 +271,10 @@ class NeighbourDistancesGradOp : public OpKernel {
     const int32_t* neighbours = neighbours_tensor.flat<int32_t>().data();
     const T* grad = grad_tensor.flat<T>().data();
     T* grad_coordinates = grad_coordinates_tensor->flat<T>().data();
+    auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
     IncomingEdges<T> incoming;
-    OP_REQUIRES_OK(context, incoming.Build(neighbours, n_rows, n_columns, n_hits));
-    context->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(
+    OP_REQUIRES_OK(context, incoming.Build(neighbours, n_rows, n_columns, n_hits, workers));
+    workers->ParallelFor(
         n_hits, RowCost(n_columns + incoming.MeanCount(), n_dims), [&](int64_t begin, int64_t end) {
           for (int64_t a = begin; a < end; ++a) {
             const T* s_a = coordinates + a * n_dims;
@@ -411,7 +445,7 @@ class NeighbourMeanMaxGradOp : public OpKernel {
     auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
 
     IncomingEdges<T> incoming;
-    OP_REQUIRES_OK(context, incoming.Build(neighbours, n_rows, n_columns, n_features));
+    OP_REQUIRES_OK(context, incoming.Build(neighbours, n_rows, n_columns, n_features, workers));
     const std::vector<T>& inverse_n = incoming.inverse_n;
 
     // dL/dw, row by row; and which columns hold the maximum of some feature.
