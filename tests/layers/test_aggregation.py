@@ -39,14 +39,16 @@ def numpy_mean_max(features, nidx, dist_sq):
     return mean, maximum
 
 
-def values_and_gradients(implementation, features, nidx, dist_sq, probe_mean, probe_max, use_max=True):
+def values_and_gradients(implementation, features, nidx, dist_sq, probe_mean, probe_max, use_max=True,
+                         first_column=0):
     features, dist_sq = tf.constant(features), tf.constant(dist_sq)
 
     @tf.function
     def run(features, dist_sq):
         with tf.GradientTape() as tape:
             tape.watch([features, dist_sq])
-            mean, maximum = weighted_neighbour_mean_max(features, tf.constant(nidx), dist_sq, implementation)
+            mean, maximum = weighted_neighbour_mean_max(features, tf.constant(nidx), dist_sq, implementation,
+                                                        first_column=first_column)
             loss = tf.reduce_sum(probe_mean * mean)
             if use_max:
                 loss += tf.reduce_sum(probe_max * maximum)
@@ -115,6 +117,28 @@ def test_cpu_gradients_match_finite_differences(small_chunks, cpu_implementation
                                rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(grad_dist, numeric_gradient(lambda d: loss(features, d), dist_sq) * (nidx >= 0),
                                rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("implementation", ["vectorised", "chunked", "compiled"])
+@pytest.mark.parametrize("first_column", [1, 3])
+def test_first_column_leaves_out_the_columns_before_it(small_chunks, compiled_kernel, implementation,
+                                                       first_column):
+    features, nidx, dist_sq = neighbour_inputs(40, 4, 3, seed=5)
+    nidx[:, 0] = np.arange(40)  # GravNet's table: the hit itself in column 0, at distance 0
+    dist_sq[:, 0] = 0.0
+    rng = np.random.default_rng(4)
+    probe_mean, probe_max = rng.normal(size=features.shape), rng.normal(size=features.shape)
+    mean, maximum, grad_features, grad_dist = values_and_gradients(
+        implementation, features, nidx, dist_sq, probe_mean, probe_max, first_column=first_column)
+    want = values_and_gradients("vectorised", features, nidx[:, first_column:], dist_sq[:, first_column:],
+                                probe_mean, probe_max)
+    np.testing.assert_allclose(mean, numpy_mean_max(features, nidx[:, first_column:], dist_sq[:, first_column:])[0],
+                               rtol=1e-12, atol=1e-14)
+    for got, expected in zip([mean, maximum, grad_features], want[:3]):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert grad_dist.shape == dist_sq.shape
+    assert np.all(grad_dist[:, :first_column] == 0)
+    np.testing.assert_allclose(grad_dist[:, first_column:], want[3], rtol=1e-12, atol=1e-12)
 
 
 def test_auto_takes_the_vectorised_formula_under_xla():

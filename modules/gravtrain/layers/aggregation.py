@@ -6,7 +6,8 @@ Three implementations of one formula (`weighted_neighbour_mean_max`):
   under XLA and when TensorFlow sees a GPU (memory is plentiful there, and every op is one kernel launch).
 - ``"compiled"``: on CPU, a C++ TensorFlow op (`gravtrain.layers.compiled_kernels`, built on first use) that
   makes one pass over each hit's neighbours for the forward pass and computes the written-out gradient (below)
-  in two passes, with no (V, K, P) tensor. The default on CPU wherever a C++ compiler is found.
+  in two passes, with no (V, K, P) tensor. It takes the distances, computes the weights where it uses them and
+  keeps no (V, K) tensor for the backward pass. The default on CPU wherever a C++ compiler is found.
 - ``"chunked"``: on CPU without a compiler. The forward pass gathers a chunk of rows at a time (a (C, K, P)
   block of about ``AGGREGATION_CHUNK_BYTES`` instead of several (V, K, P) tensors) and keeps, per hit and
   feature, the column of the maximum; the gradient is the written-out one, the feature part as a sparse matrix
@@ -42,10 +43,12 @@ AGGREGATIONS = ("auto", "vectorised", "compiled", "chunked")
 AGGREGATION = "auto"
 
 
-def weighted_neighbour_mean_max(features, nidx, dist_sq, implementation: str | None = None):
+def weighted_neighbour_mean_max(features, nidx, dist_sq, implementation: str | None = None, first_column: int = 0):
     """Mean and max over the real neighbours j of each hit i of w_ij * features_j, w_ij = exp(-10 d^2_ij).
 
-    Columns where ``nidx == -1`` (padding) are excluded. A hit without any real column gets 0 for both.
+    Columns where ``nidx == -1`` (padding) are excluded, and so are the columns before ``first_column`` (GravNet
+    passes 1 to leave out column 0, the hit itself; the compiled kernel then reads the table in place). A hit
+    without any real column gets 0 for both; the gradient of the left-out columns' distances is 0.
 
         mean_i = (1/|N(i)|) sum_{j in N(i)} w_ij f_j        max_i = max_{j in N(i)} w_ij f_j   (elementwise)
 
@@ -61,10 +64,12 @@ def weighted_neighbour_mean_max(features, nidx, dist_sq, implementation: str | N
     if implementation == "auto":
         implementation = _automatic_implementation(features)
     with tf.name_scope("weighted_neighbour_mean_max"):  # profiles attribute the aggregation's ops by this scope
+        if implementation == "compiled":
+            return _compiled_mean_max(features, nidx, dist_sq, first_column)
+        if first_column:
+            nidx, dist_sq = nidx[:, first_column:], dist_sq[:, first_column:]
         if implementation == "vectorised":
             return _vectorised_mean_max(features, nidx, dist_sq)
-        if implementation == "compiled":
-            return _compiled_mean_max(features, nidx, dist_sq)
         return _chunked_mean_max(features, nidx, dist_sq)
 
 
@@ -92,7 +97,7 @@ def _vectorised_mean_max(features, nidx, dist_sq):
     return mean, maximum
 
 
-def _compiled_mean_max(features, nidx, dist_sq):
+def _compiled_mean_max(features, nidx, dist_sq, first_column: int):
     library = compiled_kernels.neighbour_ops_library()
     if library is None:
         raise RuntimeError("the compiled aggregation kernel is not available on this machine (the warning above "
@@ -100,8 +105,8 @@ def _compiled_mean_max(features, nidx, dist_sq):
     features = tf.convert_to_tensor(features)
     dist_sq = tf.convert_to_tensor(dist_sq, features.dtype)
     nidx = tf.stop_gradient(tf.cast(nidx, tf.int32))
-    weights, _ = _weights(nidx, dist_sq)
-    mean, maximum, _ = library.gravtrain_neighbour_mean_max(features, nidx, weights)
+    mean, maximum, _ = library.gravtrain_neighbour_mean_max(
+        features, nidx, dist_sq, scale=DISTANCE_WEIGHT_SCALE, first_column=first_column)
     return mean, maximum
 
 

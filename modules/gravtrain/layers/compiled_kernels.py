@@ -187,10 +187,11 @@ def _neighbour_distances_gradient(op, grad_distances):
 
 @tf.RegisterGradient("GravtrainNeighbourMeanMax")
 def _neighbour_mean_max_gradient(op, grad_mean, grad_max, _grad_argmax):
-    features, neighbours, weights = op.inputs
+    features, neighbours, distances = op.inputs
     mean, maximum, argmax = op.outputs
     grad_mean = tf.zeros_like(mean) if grad_mean is None else grad_mean
     grad_max = tf.zeros_like(maximum) if grad_max is None else grad_max
-    grad_features, grad_weights = neighbour_ops_library().gravtrain_neighbour_mean_max_grad(
-        features, neighbours, weights, argmax, grad_mean, grad_max)
-    return grad_features, None, grad_weights
+    grad_features, grad_distances = neighbour_ops_library().gravtrain_neighbour_mean_max_grad(
+        features, neighbours, distances, argmax, grad_mean, grad_max, scale=op.get_attr("scale"),
+        first_column=op.get_attr("first_column"))
+    return grad_features, None, grad_distances

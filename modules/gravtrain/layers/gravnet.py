@@ -124,7 +124,7 @@ class GravNet(keras.layers.Layer):
         nidx, dist_sq = select_knn(coords, row_splits, self.n_neighbours, backend=self.knn)
         features = self.feature_projection(x)
         # Column 0 is the hit itself: GravNet aggregates over the other hits only.
-        mean, maximum = weighted_neighbour_mean_max(features, nidx[:, 1:], dist_sq[:, 1:])
+        mean, maximum = weighted_neighbour_mean_max(features, nidx, dist_sq, first_column=1)
         out = self.output_dense(ops.concatenate([mean - features, maximum - features, x], axis=-1))
         return out, coords, nidx, dist_sq
 

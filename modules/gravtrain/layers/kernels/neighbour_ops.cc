@@ -8,16 +8,20 @@
 //   d(i, k) = sum_s (s(j, s) - s(i, s))^2                  (0 on padding)
 //   dL/ds(a) = sum_k 2 g(a, k) (s(a) - s(j(a, k)))  +  sum_{(i, k): j(i, k) = a} 2 g(i, k) (s(a) - s(i))
 //
-// GravtrainNeighbourMeanMax, with f the features (V, P) and w the weights (R, K):
+// GravtrainNeighbourMeanMax, with f the features (V, P), d the squared distances (R, K) and the columns
+// k >= first_column (an attribute: GravNet leaves out column 0, the hit itself):
 //
+//   w(i, k)      = exp(-scale d(i, k))                     (0 on padding; scale an attribute, 10 for GravNet)
 //   mean(i, p)   = (1 / n_i) sum_k w(i, k) f(j, p)        n_i = number of real columns of row i
 //   max(i, p)    = max_k w(i, k) f(j, p)                  argmax(i, p) = the first k reaching it
-//   both 0 (and argmax -1) for a row without a real column.
+//   both 0 (and argmax -1) for a row without a real column. The weights are computed where they are used, in
+//   the op and again in its gradient, and never kept: a (R, K) tensor less per call for the backward pass.
 //
 // and its gradient, with g = dL/dmean, h = dL/dmax and c(i, k, p) = g(i, p) / n_i + [argmax(i, p) = k] h(i, p):
 //
-//   dL/dw(i, k) = sum_p f(j, p) c(i, k, p)                 (0 on padding)
+//   dL/dw(i, k) = sum_p f(j, p) c(i, k, p)                 dL/dd(i, k) = -scale w(i, k) dL/dw(i, k)
 //   dL/df(j, p) = sum_{(i, k): neighbours(i, k) = j} w(i, k) c(i, k, p)
+//   (dL/dd = 0 on padding and in the columns before first_column)
 //
 // One pass over each row's columns, with no (rows, K, P) tensor. The sums over the edges into a hit are taken
 // per hit over its incoming edges (a counting sort of the edges by their end, stable in (i, k) order), so every
@@ -27,6 +31,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -72,18 +77,20 @@ REGISTER_OP("GravtrainNeighbourDistancesGrad")
 
 REGISTER_OP("GravtrainNeighbourMeanMax")
     .Attr("T: {float, double}")
+    .Attr("scale: float")
+    .Attr("first_column: int = 0")
     .Input("features: T")        // (V, P)
     .Input("neighbours: int32")  // (R, K), -1 = padding
-    .Input("weights: T")         // (R, K)
+    .Input("distances: T")       // (R, K), squared
     .Output("mean: T")           // (R, P)
     .Output("maximum: T")        // (R, P)
-    .Output("argmax: int32")     // (R, P)
+    .Output("argmax: int32")     // (R, P), a column of the (R, K) table
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle features, neighbours, weights;
+      ShapeHandle features, neighbours, distances;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &features));
       TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &neighbours));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &weights));
-      TF_RETURN_IF_ERROR(c->Merge(neighbours, weights, &neighbours));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &distances));
+      TF_RETURN_IF_ERROR(c->Merge(neighbours, distances, &neighbours));
       ShapeHandle out = c->Matrix(c->Dim(neighbours, 0), c->Dim(features, 1));
       for (int i = 0; i < 3; ++i) c->set_output(i, out);
       return absl::OkStatus();
@@ -91,14 +98,16 @@ REGISTER_OP("GravtrainNeighbourMeanMax")
 
 REGISTER_OP("GravtrainNeighbourMeanMaxGrad")
     .Attr("T: {float, double}")
+    .Attr("scale: float")
+    .Attr("first_column: int = 0")
     .Input("features: T")
     .Input("neighbours: int32")
-    .Input("weights: T")
+    .Input("distances: T")
     .Input("argmax: int32")
     .Input("grad_mean: T")
     .Input("grad_max: T")
-    .Output("grad_features: T")  // (V, P)
-    .Output("grad_weights: T")   // (R, K)
+    .Output("grad_features: T")   // (V, P)
+    .Output("grad_distances: T")  // (R, K)
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
       c->set_output(1, c->input(2));
@@ -108,13 +117,18 @@ REGISTER_OP("GravtrainNeighbourMeanMaxGrad")
 // Estimated cycles of one row, for the thread pool's split.
 int64_t RowCost(int64_t k, int64_t p) { return std::max<int64_t>(1, 4 * k * p); }
 
-absl::Status CheckShapes(const Tensor& features, const Tensor& neighbours, const Tensor& weights) {
-  if (features.dims() != 2 || neighbours.dims() != 2 || weights.dims() != 2) {
-    return absl::InvalidArgumentError("features, neighbours and weights must be matrices");
+absl::Status CheckShapes(const Tensor& features, const Tensor& neighbours, const Tensor& distances,
+                         int64_t first_column) {
+  if (features.dims() != 2 || neighbours.dims() != 2 || distances.dims() != 2) {
+    return absl::InvalidArgumentError("features, neighbours and distances must be matrices");
   }
-  if (neighbours.shape() != weights.shape()) {
-    return absl::InvalidArgumentError("neighbours " + neighbours.shape().DebugString() + " and weights " +
-                                      weights.shape().DebugString() + " differ in shape");
+  if (neighbours.shape() != distances.shape()) {
+    return absl::InvalidArgumentError("neighbours " + neighbours.shape().DebugString() + " and distances " +
+                                      distances.shape().DebugString() + " differ in shape");
+  }
+  if (first_column < 0 || first_column > neighbours.dim_size(1)) {
+    return absl::InvalidArgumentError("first_column " + std::to_string(first_column) + " is outside [0, " +
+                                      std::to_string(neighbours.dim_size(1)) + "]");
   }
   if (neighbours.NumElements() >= std::numeric_limits<int32_t>::max()) {
     return absl::InvalidArgumentError("more than 2^31 neighbour columns in one batch");
@@ -136,9 +150,9 @@ inline void PrefetchRow(const void* row, int64_t bytes) {
   for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(start + offset);
 }
 
-// The edges of a (rows, K) neighbour table sorted by the hit they end at (a stable counting sort): the edges into
-// hit j are edges[offsets[j] .. offsets[j + 1]), each as i * K + k, in increasing (i, k). Also 1 / n_i per row
-// (0 for a row without a real column). The rows are cut into up to kSortBlocks blocks that count and place their
+// The edges of a (rows, K) neighbour table, columns first_column to K - 1, sorted by the hit they end at (a stable
+// counting sort): the edges into hit j are edges[offsets[j] .. offsets[j + 1]), each as i * K + k, in increasing
+// (i, k). Also 1 / n_i per row (0 for a row without a real column). The rows are cut into up to kSortBlocks blocks that count and place their
 // edges in parallel; each block writes after the blocks before it, so the order is the same for any number.
 constexpr int64_t kSortBlocks = 8;
 
@@ -148,8 +162,8 @@ struct IncomingEdges {
   std::vector<int32_t> edges;
   std::vector<T> inverse_n;
 
-  absl::Status Build(const int32_t* neighbours, int64_t n_rows, int64_t n_columns, int64_t n_hits,
-                     tensorflow::thread::ThreadPool* workers) {
+  absl::Status Build(const int32_t* neighbours, int64_t n_rows, int64_t n_columns, int64_t first_column,
+                     int64_t n_hits, tensorflow::thread::ThreadPool* workers) {
     const int64_t n_blocks = std::max<int64_t>(1, std::min<int64_t>({kSortBlocks, workers->NumThreads(), n_rows}));
     const int64_t rows_per_block = (n_rows + n_blocks - 1) / std::max<int64_t>(n_blocks, 1);
     // counts[b * (n_hits + 1) + j + 1]: edges of block b into hit j; then where block b's edges into j start.
@@ -167,7 +181,7 @@ struct IncomingEdges {
       int64_t* count = counts.data() + b * (n_hits + 1);
       for (int64_t i = first; i < last; ++i) {
         int64_t n_real = 0;
-        for (int64_t k = 0; k < n_columns; ++k) {
+        for (int64_t k = first_column; k < n_columns; ++k) {
           const int32_t j = neighbours[i * n_columns + k];
           if (j < 0) continue;
           if (j >= n_hits) {
@@ -194,9 +208,11 @@ struct IncomingEdges {
     edges.resize(offsets[n_hits]);
     each_block([&](int64_t b, int64_t first, int64_t last) {
       int64_t* next = counts.data() + b * (n_hits + 1);
-      for (int64_t e = first * n_columns; e < last * n_columns; ++e) {
-        const int32_t j = neighbours[e];
-        if (j >= 0) edges[next[j]++] = static_cast<int32_t>(e);
+      for (int64_t i = first; i < last; ++i) {
+        for (int64_t e = i * n_columns + first_column; e < (i + 1) * n_columns; ++e) {
+          const int32_t j = neighbours[e];
+          if (j >= 0) edges[next[j]++] = static_cast<int32_t>(e);
+        }
       }
     });
     return absl::OkStatus();
@@ -273,7 +289,7 @@ class NeighbourDistancesGradOp : public OpKernel {
     T* grad_coordinates = grad_coordinates_tensor->flat<T>().data();
     auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
     IncomingEdges<T> incoming;
-    OP_REQUIRES_OK(context, incoming.Build(neighbours, n_rows, n_columns, n_hits, workers));
+    OP_REQUIRES_OK(context, incoming.Build(neighbours, n_rows, n_columns, 0, n_hits, workers));
     workers->ParallelFor(
         n_hits, RowCost(n_columns + incoming.MeanCount(), n_dims), [&](int64_t begin, int64_t end) {
           for (int64_t a = begin; a < end; ++a) {
@@ -347,16 +363,29 @@ GRAVTRAIN_CLONES void AccumulateEdge(const T* __restrict g_i, const T* __restric
   for (int64_t p = 0; p < width; ++p) gf_j[p] += scale * g_i[p] + (arg_i[p] == k ? w * h_i[p] : T(0));
 }
 
+// The attributes the mean/max op and its gradient share.
+struct MeanMaxAttributes {
+  float scale;
+  int64_t first_column;
+
+  explicit MeanMaxAttributes(OpKernelConstruction* context) {
+    OP_REQUIRES_OK(context, context->GetAttr("scale", &scale));
+    OP_REQUIRES_OK(context, context->GetAttr("first_column", &first_column));
+  }
+};
+
 template <typename T>
 class NeighbourMeanMaxOp : public OpKernel {
  public:
-  explicit NeighbourMeanMaxOp(OpKernelConstruction* context) : OpKernel(context) {}
+  explicit NeighbourMeanMaxOp(OpKernelConstruction* context) : OpKernel(context), attributes_(context) {}
 
   void Compute(OpKernelContext* context) override {
     const Tensor& features_tensor = context->input(0);
     const Tensor& neighbours_tensor = context->input(1);
-    const Tensor& weights_tensor = context->input(2);
-    OP_REQUIRES_OK(context, CheckShapes(features_tensor, neighbours_tensor, weights_tensor));
+    const Tensor& distances_tensor = context->input(2);
+    const int64_t first_column = attributes_.first_column;
+    const T scale = static_cast<T>(attributes_.scale);
+    OP_REQUIRES_OK(context, CheckShapes(features_tensor, neighbours_tensor, distances_tensor, first_column));
     const int64_t n_features = features_tensor.dim_size(0), width = features_tensor.dim_size(1);
     const int64_t n_rows = neighbours_tensor.dim_size(0), n_columns = neighbours_tensor.dim_size(1);
     Tensor *mean_tensor, *max_tensor, *argmax_tensor;
@@ -366,7 +395,7 @@ class NeighbourMeanMaxOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(2, out_shape, &argmax_tensor));
     const T* features = features_tensor.flat<T>().data();
     const int32_t* neighbours = neighbours_tensor.flat<int32_t>().data();
-    const T* weights = weights_tensor.flat<T>().data();
+    const T* distances = distances_tensor.flat<T>().data();
     T* mean = mean_tensor->flat<T>().data();
     T* maximum = max_tensor->flat<T>().data();
     int32_t* argmax = argmax_tensor->flat<int32_t>().data();
@@ -381,7 +410,7 @@ class NeighbourMeanMaxOp : public OpKernel {
         std::fill(max_i, max_i + width, std::numeric_limits<T>::lowest());
         std::fill(arg_i, arg_i + width, -1);
         int64_t n_real = 0;
-        for (int64_t k = 0; k < n_columns; ++k) {
+        for (int64_t k = first_column; k < n_columns; ++k) {
           const int64_t ahead = (i * n_columns + k) + kPrefetchDistance;
           if (ahead < end * n_columns && neighbours[ahead] >= 0 && neighbours[ahead] < n_features) {
             PrefetchRow(features + static_cast<int64_t>(neighbours[ahead]) * width, width * sizeof(T));
@@ -393,7 +422,7 @@ class NeighbourMeanMaxOp : public OpKernel {
             continue;
           }
           ++n_real;
-          const T w = weights[i * n_columns + k];
+          const T w = std::exp(-scale * distances[i * n_columns + k]);
           AccumulateColumn(features + j * width, w, static_cast<int32_t>(k), width, sum_i, max_i, arg_i);
         }
         if (n_real == 0) {
@@ -412,18 +441,23 @@ class NeighbourMeanMaxOp : public OpKernel {
                                                                             rows);
     OP_REQUIRES(context, !out_of_range, OutOfRange(n_features));
   }
+
+ private:
+  MeanMaxAttributes attributes_;
 };
 
 template <typename T>
 class NeighbourMeanMaxGradOp : public OpKernel {
  public:
-  explicit NeighbourMeanMaxGradOp(OpKernelConstruction* context) : OpKernel(context) {}
+  explicit NeighbourMeanMaxGradOp(OpKernelConstruction* context) : OpKernel(context), attributes_(context) {}
 
   void Compute(OpKernelContext* context) override {
     const Tensor& features_tensor = context->input(0);
     const Tensor& neighbours_tensor = context->input(1);
-    const Tensor& weights_tensor = context->input(2);
-    OP_REQUIRES_OK(context, CheckShapes(features_tensor, neighbours_tensor, weights_tensor));
+    const Tensor& distances_tensor = context->input(2);
+    const int64_t first_column = attributes_.first_column;
+    const T scale = static_cast<T>(attributes_.scale);
+    OP_REQUIRES_OK(context, CheckShapes(features_tensor, neighbours_tensor, distances_tensor, first_column));
     const int64_t n_features = features_tensor.dim_size(0), width = features_tensor.dim_size(1);
     const int64_t n_rows = neighbours_tensor.dim_size(0), n_columns = neighbours_tensor.dim_size(1);
     const TensorShape out_shape({n_rows, width});
@@ -433,30 +467,44 @@ class NeighbourMeanMaxGradOp : public OpKernel {
     }
     const T* features = features_tensor.flat<T>().data();
     const int32_t* neighbours = neighbours_tensor.flat<int32_t>().data();
-    const T* weights = weights_tensor.flat<T>().data();
+    const T* distances = distances_tensor.flat<T>().data();
     const int32_t* argmax = context->input(3).flat<int32_t>().data();
     const T* grad_mean = context->input(4).flat<T>().data();
     const T* grad_max = context->input(5).flat<T>().data();
-    Tensor *grad_features_tensor, *grad_weights_tensor;
+    Tensor *grad_features_tensor, *grad_distances_tensor;
     OP_REQUIRES_OK(context, context->allocate_output(0, features_tensor.shape(), &grad_features_tensor));
-    OP_REQUIRES_OK(context, context->allocate_output(1, weights_tensor.shape(), &grad_weights_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(1, distances_tensor.shape(), &grad_distances_tensor));
     T* grad_features = grad_features_tensor->flat<T>().data();
-    T* grad_weights = grad_weights_tensor->flat<T>().data();
+    T* grad_distances = grad_distances_tensor->flat<T>().data();
     auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
 
+    // The forward op's weights again, for this op only (0 on padding and before first_column).
+    Tensor weights_tensor;
+    OP_REQUIRES_OK(context, context->allocate_temp(distances_tensor.dtype(), distances_tensor.shape(), &weights_tensor));
+    T* weights = weights_tensor.flat<T>().data();
+    workers->ParallelFor(n_rows, RowCost(n_columns, 1), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        std::fill(weights + i * n_columns, weights + i * n_columns + first_column, T(0));
+        for (int64_t e = i * n_columns + first_column; e < (i + 1) * n_columns; ++e) {
+          weights[e] = neighbours[e] >= 0 ? std::exp(-scale * distances[e]) : T(0);
+        }
+      }
+    });
+
     IncomingEdges<T> incoming;
-    OP_REQUIRES_OK(context, incoming.Build(neighbours, n_rows, n_columns, n_features, workers));
+    OP_REQUIRES_OK(context, incoming.Build(neighbours, n_rows, n_columns, first_column, n_features, workers));
     const std::vector<T>& inverse_n = incoming.inverse_n;
 
-    // dL/dw, row by row; and which columns hold the maximum of some feature.
+    // dL/dw, row by row, then dL/dd = -scale w dL/dw; and which columns hold the maximum of some feature.
     std::vector<uint8_t> holds_a_max(n_rows * n_columns, 0);
     workers->ParallelFor(n_rows, RowCost(n_columns, width), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const T* g_i = grad_mean + i * width;
         const T* h_i = grad_max + i * width;
         const int32_t* arg_i = argmax + i * width;
-        T* gw_i = grad_weights + i * n_columns;
-        for (int64_t k = 0; k < n_columns; ++k) {
+        T* gw_i = grad_distances + i * n_columns;  // dL/dw first
+        std::fill(gw_i, gw_i + first_column, T(0));
+        for (int64_t k = first_column; k < n_columns; ++k) {
           const int64_t ahead = (i * n_columns + k) + kPrefetchDistance;
           if (ahead < end * n_columns && neighbours[ahead] >= 0) {
             PrefetchRow(features + static_cast<int64_t>(neighbours[ahead]) * width, width * sizeof(T));
@@ -470,6 +518,8 @@ class NeighbourMeanMaxGradOp : public OpKernel {
           gw_i[k] += features[static_cast<int64_t>(neighbours[i * n_columns + k]) * width + p] * h_i[p];
           holds_a_max[i * n_columns + k] = 1;
         }
+        const T* w_i = weights + i * n_columns;
+        for (int64_t k = first_column; k < n_columns; ++k) gw_i[k] *= -scale * w_i[k];
       }
     });
 
@@ -496,16 +546,20 @@ class NeighbourMeanMaxGradOp : public OpKernel {
           const int64_t i = e / n_columns;
           const int32_t k = static_cast<int32_t>(e - i * n_columns);
           const T w = weights[e];
-          const T scale = w * inverse_n[i];
+          const T w_over_n = w * inverse_n[i];
           if (!holds_a_max[e]) {
-            AccumulateScaled(grad_mean + i * width, scale, width, gf_j);
+            AccumulateScaled(grad_mean + i * width, w_over_n, width, gf_j);
             continue;
           }
-          AccumulateEdge(grad_mean + i * width, grad_max + i * width, argmax + i * width, scale, w, k, width, gf_j);
+          AccumulateEdge(grad_mean + i * width, grad_max + i * width, argmax + i * width, w_over_n, w, k, width,
+                         gf_j);
         }
       }
     });
   }
+
+ private:
+  MeanMaxAttributes attributes_;
 };
 
 }  // namespace
