@@ -2,8 +2,8 @@
 optimizer; and the step's hits/s and peak memory.
 
 The config (``configs/hgcal.yaml`` by default) is trained on toy events instead of its files: ``--hits`` sets the
-toy's particles and noise so that an event has about that many hits, and the batch size is one such event. The
-step is the one training uses (``gravtrain.training.step.TrainingStep``, the config's model, loss and optimizer).
+toy's particles and noise so that an event has about that many hits, and a batch is ``--events-per-batch`` such
+events (default one; e.g. three events of 50,000 hits for the memory of 150,000-hit batches). The step is the one training uses (``gravtrain.training.step.TrainingStep``, the config's model, loss and optimizer).
 
 1. Input pipeline: seconds per batch of ``HitBudgetBatcher.dataset`` (the tf.data pipeline), measured alone.
 2. The step: after a warm-up step (tracing), ``--steps`` timed steps; their median, hits/s, and the process's
@@ -24,7 +24,7 @@ step is the one training uses (``gravtrain.training.step.TrainingStep``, the con
 Usage::
 
     python benchmarks/train_step_profile.py [--config configs/hgcal.yaml] [--hits 50000] [--steps 3]
-        [--aggregation auto] [--set KEY=VALUE ...] [--all-ops ops.json]
+        [--events-per-batch 1] [--aggregation auto] [--set KEY=VALUE ...] [--all-ops ops.json]
         [--out benchmarks/results/train_step_profile.json]
 """
 
@@ -60,6 +60,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "hgcal.yaml")
     parser.add_argument("--hits", type=int, default=50000, help="about this many hits per event and batch")
+    parser.add_argument("--events-per-batch", type=int, default=1, help="events of --hits hits in the step's batch")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after the warm-up")
     parser.add_argument("--aggregation", default=None, help="the layers' aggregation implementation (default auto)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides")
@@ -68,15 +69,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def toy_overrides(n_hits: int, seed: int = 7) -> list[str]:
-    """Toy settings for events of about ``n_hits`` hits: a fifth noise, the rest from particles of 20-200 GeV
-    (their hits per particle are counted on a few simulated ones)."""
+def toy_overrides(n_hits: int, n_events: int = 3, seed: int = 7) -> list[str]:
+    """Toy settings for ``n_events`` training events of about ``n_hits`` hits: a fifth noise, the rest from
+    particles of 20-200 GeV (their hits per particle are counted on a few simulated ones)."""
     from gravtrain.data import simulate_events
 
     sample = simulate_events(3, n_particles=(10, 10), energy_range=(20.0, 200.0), noise_hits=0, seed=seed)
     hits_per_particle = sample.n_hits / (3 * 10)
     n_particles = max(1, round((1 - NOISE_SHARE) * n_hits / hits_per_particle))
-    return ["Data.source=toy", "Data.toy.n_train_events=3", "Data.toy.n_val_events=1",
+    return ["Data.source=toy", f"Data.toy.n_train_events={n_events}", "Data.toy.n_val_events=1",
             f"Data.toy.n_particles=[{n_particles}, {n_particles}]", "Data.toy.energy_range=[20.0, 200.0]",
             f"Data.toy.noise_hits={round(NOISE_SHARE * n_hits)}", f"Data.toy.seed={seed}"]
 
@@ -169,11 +170,13 @@ def main(argv=None) -> int:
 
     if args.aggregation:
         aggregation.AGGREGATION = args.aggregation
-    overrides = toy_overrides(args.hits) + args.set
+    if args.events_per_batch < 1:
+        raise SystemExit("--events-per-batch must be at least 1")
+    overrides = toy_overrides(args.hits, max(3, args.events_per_batch)) + args.set
     config = load_config(args.config, overrides + [f"Training.0.batch_size={4 * args.hits}"])
     train_store, _ = load_event_sets(config.Data)
-    largest = int(train_store.event_sizes.max())
-    config = load_config(args.config, overrides + [f"Training.0.batch_size={largest}"])  # one event per batch
+    budget = int(sum(sorted(train_store.event_sizes)[-args.events_per_batch:]))  # room for that many events
+    config = load_config(args.config, overrides + [f"Training.0.batch_size={budget}"])
     stats = FeatureStats.from_store(train_store)
     model = build_model(config, stats)
     optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
@@ -187,8 +190,9 @@ def main(argv=None) -> int:
     pipeline_seconds = (time.perf_counter() - started) / len(batches)
     batch = max(batches, key=lambda b: int(b["features"].shape[0]))
     n_hits = int(batch["features"].shape[0])
+    n_events = int(batch["row_splits"].shape[0]) - 1
     print(f"config {args.config.name}, events of {', '.join(str(s) for s in train_store.event_sizes)} hits; "
-          f"the step's batch: {n_hits} hits", flush=True)
+          f"the step's batch: {n_hits} hits in {n_events} event(s)", flush=True)
 
     rss_before = current_rss_gb()
     started = time.perf_counter()
@@ -219,6 +223,7 @@ def main(argv=None) -> int:
         "benchmark": "train_step_profile",
         "config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
         "overrides": overrides, "aggregation": aggregation.AGGREGATION, "batch_hits": n_hits,
+        "batch_events": n_events,
         "warm_up_seconds": round(warm_up, 2), "step_median_seconds": round(median, 3),
         "step_seconds": [round(s, 3) for s in seconds], "hits_per_second": round(n_hits / median, 1),
         "input_pipeline_seconds_per_batch": round(pipeline_seconds, 3),
