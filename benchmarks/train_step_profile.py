@@ -3,7 +3,8 @@ optimizer; and the step's hits/s and peak memory.
 
 The config (``configs/hgcal.yaml`` by default) is trained on toy events instead of its files: ``--hits`` sets the
 toy's particles and noise so that an event has about that many hits, and a batch is ``--events-per-batch`` such
-events (default one; e.g. three events of 50,000 hits for the memory of 150,000-hit batches). The step is the one training uses (``gravtrain.training.step.TrainingStep``, the config's model, loss and optimizer).
+events (default one; e.g. three events of 50,000 hits for the memory of 150,000-hit batches). The step is the
+one training uses (``gravtrain.training.step.TrainingStep``, the config's model, loss and optimizer).
 
 1. Input pipeline: seconds per batch of ``HitBudgetBatcher.dataset`` (the tf.data pipeline), measured alone.
 2. The step: after a warm-up step (tracing), ``--steps`` timed steps; their median, hits/s, and the process's

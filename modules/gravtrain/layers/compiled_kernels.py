@@ -2,13 +2,13 @@
 TensorFlow.
 
 `neighbour_ops_library` compiles ``kernels/neighbour_ops.cc`` (the squared distances along the kNN graph's edges
-of `gravtrain.layers.knn` and the aggregation of `gravtrain.layers.aggregation`, each with its gradient) with the C++ compiler ``$CXX`` (default ``c++``) and
-TensorFlow's own flags (``tf.sysconfig``), and loads it with ``tf.load_op_library``. The library is kept in
-``$GRAVTRAIN_KERNEL_CACHE``, else the user's cache directory (``$XDG_CACHE_HOME``, else ``~/.cache``)
-``/gravtrain/kernels/``, under a name that changes with the source, TensorFlow's version and flags, the compiler's
-version and the platform: a machine builds once (about 10 s), and processes that start together build it once
-between them (a file lock). The build is portable: its inner loops carry an AVX2 and a baseline version and the
-processor picks (see the source).
+of `gravtrain.layers.knn` and the aggregation of `gravtrain.layers.aggregation`, each with its gradient) with
+the C++ compiler ``$CXX`` (default ``c++``) and TensorFlow's own flags (``tf.sysconfig``), and loads it with
+``tf.load_op_library``. The library is kept in ``$GRAVTRAIN_KERNEL_CACHE``, else the user's cache directory
+(``$XDG_CACHE_HOME``, else ``~/.cache``) ``/gravtrain/kernels/``, under a name that changes with the source,
+TensorFlow's version and flags, the compiler's version and the platform: a machine builds once (about 10 s), and
+processes that start together build it once between them (a file lock). The build is portable: its inner loops
+carry an AVX2 and a baseline version and the processor picks (see the source).
 
 Where there is no compiler, or the build fails, the function logs one warning saying why and returns None; the
 aggregation then uses TensorFlow ops (slower, same numbers).

@@ -152,8 +152,9 @@ inline void PrefetchRow(const void* row, int64_t bytes) {
 
 // The edges of a (rows, K) neighbour table, columns first_column to K - 1, sorted by the hit they end at (a stable
 // counting sort): the edges into hit j are edges[offsets[j] .. offsets[j + 1]), each as i * K + k, in increasing
-// (i, k). Also 1 / n_i per row (0 for a row without a real column). The rows are cut into up to kSortBlocks blocks that count and place their
-// edges in parallel; each block writes after the blocks before it, so the order is the same for any number.
+// (i, k). Also 1 / n_i per row (0 for a row without a real column). The rows are cut into up to kSortBlocks
+// blocks that count and place their edges in parallel; each block writes after the blocks before it, so the
+// order is the same for any number of blocks.
 constexpr int64_t kSortBlocks = 8;
 
 template <typename T>
@@ -165,7 +166,7 @@ struct IncomingEdges {
   absl::Status Build(const int32_t* neighbours, int64_t n_rows, int64_t n_columns, int64_t first_column,
                      int64_t n_hits, tensorflow::thread::ThreadPool* workers) {
     const int64_t n_blocks = std::max<int64_t>(1, std::min<int64_t>({kSortBlocks, workers->NumThreads(), n_rows}));
-    const int64_t rows_per_block = (n_rows + n_blocks - 1) / std::max<int64_t>(n_blocks, 1);
+    const int64_t rows_per_block = (n_rows + n_blocks - 1) / n_blocks;
     // counts[b * (n_hits + 1) + j + 1]: edges of block b into hit j; then where block b's edges into j start.
     std::vector<int64_t> counts(n_blocks * (n_hits + 1), 0);
     inverse_n.assign(n_rows, T(0));
@@ -480,7 +481,8 @@ class NeighbourMeanMaxGradOp : public OpKernel {
 
     // The forward op's weights again, for this op only (0 on padding and before first_column).
     Tensor weights_tensor;
-    OP_REQUIRES_OK(context, context->allocate_temp(distances_tensor.dtype(), distances_tensor.shape(), &weights_tensor));
+    OP_REQUIRES_OK(context,
+                   context->allocate_temp(distances_tensor.dtype(), distances_tensor.shape(), &weights_tensor));
     T* weights = weights_tensor.flat<T>().data();
     workers->ParallelFor(n_rows, RowCost(n_columns, 1), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
