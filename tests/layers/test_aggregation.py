@@ -121,8 +121,9 @@ def test_cpu_gradients_match_finite_differences(small_chunks, cpu_implementation
 
 @pytest.mark.parametrize("implementation", ["vectorised", "chunked", "compiled"])
 @pytest.mark.parametrize("first_column", [1, 3])
-def test_first_column_leaves_out_the_columns_before_it(small_chunks, compiled_kernel, implementation,
-                                                       first_column):
+def test_first_column_leaves_out_the_columns_before_it(request, small_chunks, implementation, first_column):
+    if implementation == "compiled":
+        request.getfixturevalue("compiled_kernel")
     features, nidx, dist_sq = neighbour_inputs(40, 4, 3, seed=5)
     nidx[:, 0] = np.arange(40)  # GravNet's table: the hit itself in column 0, at distance 0
     dist_sq[:, 0] = 0.0
