@@ -64,6 +64,28 @@ def test_a_trial_of_a_dead_process_is_requeued_with_its_point():
     assert Census.of(study) == Census(finished=0, running=2, waiting=0, complete=0)
 
 
+def test_a_queued_point_whose_process_died_before_suggesting_it_is_queued_again():
+    study = new_study()
+    study.enqueue_trial({"x": 0.25})  # a grid point, or an earlier re-queued one
+    trial = next_trial(study, 2)
+    trial.set_user_attr(PID, dead_pid())  # died before `suggest`: the trial has no params yet
+    assert study.trials[0].params == {}
+    assert requeue_stale_trials(study) == [0]
+    again = next_trial(study, 2)
+    assert again.number == 1 and Space("uniform", (0.1, 1.0)).suggest(again, "x") == 0.25
+
+
+def test_a_trial_whose_process_died_before_it_had_a_point_only_frees_its_slot():
+    study = new_study()
+    trial = next_trial(study, 2)
+    trial.set_user_attr(PID, dead_pid())
+    assert requeue_stale_trials(study) == []
+    assert study.trials[0].user_attrs[SET_ASIDE] == "unstarted" and study.trials[0].state.name == "FAIL"
+    assert Census.of(study) == Census(finished=0, running=0, waiting=0, complete=0)
+    fresh = next_trial(study, 2)  # sampled anew: nothing was queued
+    assert fresh.number == 1 and "fixed_params" not in study.trials[1].system_attrs
+
+
 def test_a_trial_on_another_machine_is_stale_only_when_its_heartbeat_is_old():
     import time
 

@@ -65,7 +65,7 @@ class SweepReport:
         lines = [f"{finished} of {self.n_trials} trials finished: {states['COMPLETE']} complete, "
                  f"{states['PRUNED']} pruned, {states['FAIL']} failed"
                  + (f"; {states['RUNNING']} running" if states["RUNNING"] else "")
-                 + (f"; {self.set_aside} set aside (re-queued or surplus)" if self.set_aside else "")]
+                 + (f"; {self.set_aside} set aside (re-queued, unstarted or surplus)" if self.set_aside else "")]
         if self.best is None:
             lines.append("no trial completed yet.")
         else:

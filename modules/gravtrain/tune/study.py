@@ -10,6 +10,9 @@ A study has exactly ``trials`` *slots*: every trial is a slot except those gravt
 attribute `SET_ASIDE`:
 - ``requeued``: a trial left RUNNING by a process that died; `requeue_stale_trials` puts a copy of its
   params back in the queue (a WAITING trial, which the next `ask` takes) and closes it as FAIL;
+- ``unstarted``: a trial left RUNNING by a process that died before the trial had a point (between Optuna's
+  ``ask`` and the first ``suggest``): nothing to train again, so `requeue_stale_trials` only closes it as FAIL
+  and its slot goes to the next trial asked;
 - ``surplus``: a trial that two processes asked for at the same moment, beyond the last slot: the one with the
   higher number closes it at once.
 So the sweep ends with exactly ``trials`` finished trials, numbered without duplicates, however many processes
@@ -142,17 +145,31 @@ def stale_trials(study) -> list[int]:
 
 
 def requeue_stale_trials(study) -> list[int]:
-    """Put the params of every RUNNING trial whose process is gone back in the queue, and set the trial aside
-    (FAIL, ``requeued``); returns their numbers."""
+    """Put the point of every RUNNING trial whose process is gone back in the queue, and set the trial aside
+    (FAIL, ``requeued``); returns their numbers. A stale trial without a point is set aside as ``unstarted``."""
     from optuna.trial import Trial, TrialState
 
     requeued = []
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if SET_ASIDE not in frozen.user_attrs and is_stale(frozen):
             # Optuna names another process's trial by its storage ID only.
-            requeue(study, Trial(study, frozen._trial_id), frozen.params)
-            requeued.append(frozen.number)
+            trial = Trial(study, frozen._trial_id)
+            point = point_of(frozen)
+            if point:
+                requeue(study, trial, point)
+                requeued.append(frozen.number)
+            else:
+                trial.set_user_attr(SET_ASIDE, "unstarted")
+                study.tell(frozen.number, state=TrialState.FAIL)
+                logger.info("trial %d stopped before it had a point; set aside, its slot goes to the next trial",
+                            frozen.number)
     return requeued
+
+
+def point_of(frozen_trial) -> dict:
+    """The params a trial trains: those it suggested, and those queued for it that it had not suggested yet
+    (a re-queued or grid point whose process died before reaching every ``suggest``)."""
+    return {**frozen_trial.system_attrs.get("fixed_params", {}), **frozen_trial.params}
 
 
 def requeue(study, trial, params: dict) -> None:
