@@ -107,13 +107,22 @@ class OpSorter:
                     return self.layers[name]
         return None
 
-    def place(self, op_name: str) -> OpPlace:
+    def _scopes(self, op_name: str) -> tuple[list[str], bool]:
+        """The op's name scopes inside the model, and whether it is of the backward pass."""
         scopes = op_name.split("/")
         backward = scopes[0] == "gradient_tape"
         if backward:
             scopes = scopes[1:]
         if scopes and scopes[0].startswith(self.model_name):
             scopes = scopes[1:]
+        return scopes, backward
+
+    def layer(self, op_name: str):
+        """The model's layer whose call made the op, or None."""
+        return self._layer(self._scopes(op_name)[0])
+
+    def place(self, op_name: str) -> OpPlace:
+        scopes, backward = self._scopes(op_name)
         layer = self._layer(scopes)
         layer_class = type(layer).__name__ if layer is not None else "outside the model"
         functions = {re.sub(r"_\d+$", "", scope) for scope in scopes}  # a second call's scope is numbered
@@ -160,17 +169,36 @@ def current_rss_gb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+@dataclass
+class PreparedStep:
+    """A config's training step on toy events, ready to run: what `prepare` returns."""
+
+    config: object
+    overrides: list
+    model: object
+    step: object
+    batch: dict
+    event_sizes: list
+    pipeline_seconds: float
+
+    @property
+    def n_hits(self) -> int:
+        return int(self.batch["features"].shape[0])
+
+    @property
+    def n_events(self) -> int:
+        return int(self.batch["row_splits"].shape[0]) - 1
+
+
+def prepare(args) -> PreparedStep:
+    """The step of ``args.config`` (its model, loss and optimizer) and its largest batch of toy events of about
+    ``args.hits`` hits, ``args.events_per_batch`` to a batch (``args.set``: more overrides)."""
     from gravtrain.config import load_config
     from gravtrain.data import FeatureStats, load_event_sets
     from gravtrain.data.batching import HitBudgetBatcher
-    from gravtrain.layers import aggregation
     from gravtrain.model import build_loss, build_model, make_optimizer
     from gravtrain.training.step import TrainingStep
 
-    if args.aggregation:
-        aggregation.AGGREGATION = args.aggregation
     if args.events_per_batch < 1:
         raise SystemExit("--events-per-batch must be at least 1")
     overrides = toy_overrides(args.hits, max(3, args.events_per_batch)) + args.set
@@ -190,10 +218,22 @@ def main(argv=None) -> int:
         batches.append(batch)
     pipeline_seconds = (time.perf_counter() - started) / len(batches)
     batch = max(batches, key=lambda b: int(b["features"].shape[0]))
-    n_hits = int(batch["features"].shape[0])
-    n_events = int(batch["row_splits"].shape[0]) - 1
-    print(f"config {args.config.name}, events of {', '.join(str(s) for s in train_store.event_sizes)} hits; "
-          f"the step's batch: {n_hits} hits in {n_events} event(s)", flush=True)
+    prepared = PreparedStep(config, overrides, model, step, batch, list(train_store.event_sizes), pipeline_seconds)
+    print(f"config {args.config.name}, events of {', '.join(str(s) for s in prepared.event_sizes)} hits; "
+          f"the step's batch: {prepared.n_hits} hits in {prepared.n_events} event(s)", flush=True)
+    return prepared
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from gravtrain.layers import aggregation
+
+    if args.aggregation:
+        aggregation.AGGREGATION = args.aggregation
+    prepared = prepare(args)
+    config, overrides, model, step, batch = (prepared.config, prepared.overrides, prepared.model, prepared.step,
+                                             prepared.batch)
+    n_hits, n_events, pipeline_seconds = prepared.n_hits, prepared.n_events, prepared.pipeline_seconds
 
     rss_before = current_rss_gb()
     started = time.perf_counter()

@@ -1,0 +1,32 @@
+"""``benchmarks/train_step_memory.py`` on a small toy batch, so the memory benchmark's code cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_the_memory_benchmark_reports_the_allocator_peak_by_layer(tmp_path):
+    out = tmp_path / "memory.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "train_step_memory.py"), "--config",
+         str(REPO / "configs" / "toy.yaml"), "--hits", "1500", "--top", "5", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["batch_hits"] > 500 and result["batch_events"] == 1
+    assert 0 < result["alive_at_peak_gb"] <= result["allocator_peak_gb"]
+    layers = result["alive_at_peak_by_layer"]
+    # The GravNet iterations keep their kNN graph and inputs for the backward pass; the heads' gradients exist.
+    assert layers["gravnet_# (forward)"]["bytes_per_hit"] > 4 * 2 * 2  # at least indices and distances, k >= 2
+    assert any(name.endswith("(backward)") for name in layers)
+    assert sum(layer["share"] for layer in layers.values()) == pytest.approx(1.0, abs=0.01)
+    assert len(result["largest"]) == 5 and result["largest"][0]["bytes"] >= result["largest"][-1]["bytes"]
+    assert "allocator peak" in completed.stdout and "gravnet_# (forward)" in completed.stdout
