@@ -3,7 +3,9 @@
 Both layers get the same event, the same widths and the same number of gathered neighbours k:
 
 - gravtrain: ``GravNet(n_neighbours=k, ...)``, kNN backend ``kdtree`` (what ``auto`` takes on CPU for events
-  above 512 hits); its kNN returns the hit itself and k others, and it aggregates over the k others.
+  above 512 hits); its kNN returns the hit itself and k others, and it aggregates over the k others. It puts
+  the hits in the k-d tree's order for the graph and the aggregation (``select_knn_spatially_ordered``), and
+  its "kNN alone" below is that ordered search, as the layer runs it.
 - PyG: ``GravNetConv(in, out, space_dimensions=S, propagate_dimensions=P, k=k)``; torch-cluster's kNN counts
   the hit itself among its k, and the aggregation runs over all k (the hit included).
 
@@ -129,7 +131,7 @@ def measure_gravtrain(n_hits: int, config: LayerConfig, steps: int, threads: int
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     from gravtrain.layers import GravNet, aggregation
-    from gravtrain.layers.knn import select_knn
+    from gravtrain.layers.knn import select_knn_spatially_ordered
 
     if implementation:
         aggregation.AGGREGATION = implementation
@@ -150,7 +152,7 @@ def measure_gravtrain(n_hits: int, config: LayerConfig, steps: int, threads: int
 
     @tf.function(input_signature=signature)
     def knn(x, row_splits):
-        return select_knn(layer.coordinate_projection(x), row_splits, config.k, backend="kdtree")[0]
+        return select_knn_spatially_ordered(layer.coordinate_projection(x), row_splits, config.k, "kdtree")[1]
 
     def run(function):
         return [value.numpy() for value in tf.nest.flatten(function(x, row_splits))]

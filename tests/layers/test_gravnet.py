@@ -53,10 +53,12 @@ def test_forward_matches_numpy_loop(knn, ragged_batch, reference):
     np.testing.assert_allclose(out.numpy()[single_hit], f[0], rtol=1e-10)
 
 
-def test_gradients_match_finite_differences(ragged_batch, reference):
-    """d/dx (through features and the learned coordinates) and d/dW_s (the coordinate path alone)."""
+@pytest.mark.parametrize("knn", ["brute", "kdtree"])
+def test_gradients_match_finite_differences(knn, ragged_batch, reference):
+    """d/dx (through features and the learned coordinates) and d/dW_s (the coordinate path alone); with the
+    kdtree the graph and aggregation run on the hits in the tree's order and their gradients come back."""
     x, row_splits, k = ragged_batch
-    layer = build_float64_gravnet(x, row_splits, k, "brute")
+    layer = build_float64_gravnet(x, row_splits, k, knn)
     w_s, w_f, b_f, w_o, b_o = numpy_weights(layer)
     probe = np.random.default_rng(11).normal(size=(x.shape[0], N_FILTERS))
 

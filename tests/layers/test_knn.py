@@ -159,3 +159,30 @@ def test_compiled_distances_match_the_tensorflow_formula_with_padding_and_gradie
     nidx[7, 3] = 300
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside \[-1, 300\)"):
         neighbour_dist_sq(tf.constant(coords), tf.constant(nidx))
+
+
+@pytest.mark.parametrize("backend", ["kdtree", "auto", "brute"])
+def test_the_spatially_ordered_graph_is_the_graph_in_another_row_order(backend):
+    from gravtrain.layers.knn import select_knn_spatially_ordered
+
+    rng = np.random.default_rng(4)
+    sizes = [700, 0, 1, 3, 650]  # events above AUTO_KDTREE_MIN_HITS, so "auto" takes the k-d tree on CPU
+    row_splits = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    coords = rng.normal(size=(row_splits[-1], 3))
+    order, nidx_o, dist_o = (t.numpy() for t in select_knn_spatially_ordered(coords, row_splits, 6, backend))
+    nidx, dist = (t.numpy() for t in select_knn(coords, row_splits, 6, backend="brute"))
+    assert sorted(order) == list(range(len(coords)))
+    for begin, end in zip(row_splits[:-1], row_splits[1:]):  # every event's rows stay in place
+        assert set(order[begin:end]) == set(range(begin, end))
+    if backend == "brute":
+        np.testing.assert_array_equal(order, np.arange(len(coords)))
+    else:
+        assert np.mean(order[:700] == np.arange(700)) < 0.1  # really reordered
+    # Row p of the ordered graph is row order[p] of the plain one, with its indices mapped through order.
+    mapped = np.where(nidx_o >= 0, order[np.maximum(nidx_o, 0)], -1)
+    np.testing.assert_array_equal(mapped, nidx[order])
+    np.testing.assert_allclose(dist_o, dist[order], rtol=1e-12, atol=1e-12)
+    # Hits close in the space are close in the order: ordered neighbours are far nearer in rows than plain ones.
+    plain_span = np.median(np.abs(nidx[:700, 1:] - np.arange(700)[:, None]))
+    ordered_span = np.median(np.abs(nidx_o[:700, 1:] - np.arange(700)[:, None]))
+    assert backend == "brute" or ordered_span < plain_span / 4, (ordered_span, plain_span)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from .aggregation import weighted_neighbour_mean_max
-from .knn import KNN_BACKENDS, select_knn
+from .knn import KNN_BACKENDS, inverse_permutation, permute_rows, select_knn_spatially_ordered
 
 
 @keras.saving.register_keras_serializable(package="gravtrain")
@@ -121,12 +122,20 @@ class GravNet(keras.layers.Layer):
     def call(self, inputs):
         x, row_splits = inputs
         coords = self.coordinate_projection(x)
-        nidx, dist_sq = select_knn(coords, row_splits, self.n_neighbours, backend=self.knn)
+        # The graph and the aggregation over it run on the hits in k-d tree order (see
+        # `select_knn_spatially_ordered`; neighbours close in memory); the results go back to the input order.
+        order, nidx, dist_sq = select_knn_spatially_ordered(coords, row_splits, self.n_neighbours, backend=self.knn)
+        inverse = inverse_permutation(order)
         features = self.feature_projection(x)
         # Column 0 is the hit itself: GravNet aggregates over the other hits only.
-        mean, maximum = weighted_neighbour_mean_max(features, nidx, dist_sq, first_column=1)
+        mean, maximum = weighted_neighbour_mean_max(permute_rows(features, order, inverse), nidx, dist_sq,
+                                                    first_column=1)
+        mean, maximum = permute_rows(mean, inverse, order), permute_rows(maximum, inverse, order)
         out = self.output_dense(ops.concatenate([mean - features, maximum - features, x], axis=-1))
-        return out, coords, nidx, dist_sq
+        # The graph in the input order: row i is ordered row inverse[i], its indices mapped back through order.
+        rows = tf.gather(nidx, inverse)
+        nidx = tf.where(rows >= 0, tf.gather(order, tf.maximum(rows, 0)), rows)
+        return out, coords, nidx, permute_rows(dist_sq, inverse, order)
 
     def compute_output_shape(self, input_shape):
         n_hits = tuple(input_shape[0])[0]
