@@ -46,6 +46,10 @@ class GravNet(keras.layers.Layer):
         max_i  = max_{j in N(i)} w_ij f_j, elementwise           (0 if N(i) is empty)
         out_i = relu(W_o [mean_i - f_i, max_i - f_i, x_i] + b_o)
 
+    With the k-d tree backend the graph, distances and aggregation run on each event's hits in the tree's order
+    (``select_knn_spatially_ordered``: neighbours close in memory), and the results are permuted back; the
+    outputs are those of the formula above in the input order.
+
     Args:
         n_neighbours: K, neighbours per hit besides itself.
         n_dimensions: S, dimensions of the learned space s (``coordinate_projection``, W_s). W_s starts as the

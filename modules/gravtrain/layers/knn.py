@@ -1,6 +1,8 @@
 """k-nearest-neighbour selection inside events of a ragged batch of hits.
 
-``select_knn`` is the one entry point; the backends are looked up by name in ``KNN_BACKENDS``:
+``select_knn`` is the entry point, and ``select_knn_spatially_ordered`` the same search on the hits put in the
+k-d tree's order (for layers that gather over the graph); the backends are looked up by name in
+``KNN_BACKENDS``:
 
 - ``"brute"``: pure TensorFlow. Rows of the whole batch are cut into tiles of ``rows`` hits; for each row tile
   the columns of the events those rows belong to are scanned in tiles of ``cols`` hits (``small_cols`` when
