@@ -35,8 +35,16 @@ def numpy_weights(layer):
     )
 
 
+@pytest.fixture
+def spatial_order_for_any_event(monkeypatch):
+    """Hits reordered in space whatever the event size (the kdtree path), for the small test events."""
+    from gravtrain.layers import knn
+
+    monkeypatch.setattr(knn, "SPATIAL_ORDER_MIN_HITS", 1)
+
+
 @pytest.mark.parametrize("knn", ["brute", "kdtree"])
-def test_forward_matches_numpy_loop(knn, ragged_batch, reference):
+def test_forward_matches_numpy_loop(knn, ragged_batch, reference, spatial_order_for_any_event):
     x, row_splits, k = ragged_batch
     layer = build_float64_gravnet(x, row_splits, k, knn)
     out, coords, nidx, dist_sq = layer([tf.constant(x), tf.constant(row_splits)])
@@ -54,7 +62,7 @@ def test_forward_matches_numpy_loop(knn, ragged_batch, reference):
 
 
 @pytest.mark.parametrize("knn", ["brute", "kdtree"])
-def test_gradients_match_finite_differences(knn, ragged_batch, reference):
+def test_gradients_match_finite_differences(knn, ragged_batch, reference, spatial_order_for_any_event):
     """d/dx (through features and the learned coordinates) and d/dW_s (the coordinate path alone); with the
     kdtree the graph and aggregation run on the hits in the tree's order and their gradients come back."""
     x, row_splits, k = ragged_batch
@@ -162,3 +170,28 @@ def test_compiles_with_xla_and_matches_graph_mode(ragged_batch):
     np.testing.assert_array_equal(compiled[2].numpy(), expected[2].numpy())
     for got, want in zip(compiled[:2] + compiled[3:], expected[:2] + expected[3:]):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_in_space_order_outputs_and_gradients_are_those_of_the_input_order(spatial_order_for_any_event):
+    """Events of 300 and 200 hits (many k-d tree leaves, so a real permutation): the kdtree layer, which runs
+    its graph on the reordered hits, against the brute one (input order) with the same weights."""
+    from gravtrain.layers.knn import select_knn_spatially_ordered
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(500, 5))
+    row_splits = np.array([0, 300, 500], dtype=np.int32)
+    layers = {knn: build_float64_gravnet(x, row_splits, 6, knn) for knn in ("kdtree", "brute")}
+    layers["brute"].set_weights(layers["kdtree"].get_weights())
+    order = select_knn_spatially_ordered(layers["kdtree"].coordinate_projection(x), row_splits, 6, "kdtree")[0]
+    assert np.mean(order.numpy() == np.arange(500)) < 0.2
+    probe = rng.normal(size=(500, N_FILTERS))
+    results = {}
+    for knn, layer in layers.items():
+        x_variable = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            out, coords, nidx, dist_sq = layer([x_variable, tf.constant(row_splits)])
+            loss = tf.reduce_sum(probe * out) + tf.reduce_sum(tf.sin(dist_sq))
+        gradients = tape.gradient(loss, [x_variable] + layer.trainable_variables)
+        results[knn] = [out, nidx, dist_sq] + gradients
+    for ordered, plain in zip(results["kdtree"], results["brute"]):
+        np.testing.assert_allclose(ordered.numpy(), plain.numpy(), rtol=1e-10, atol=1e-12)

@@ -162,13 +162,18 @@ def test_compiled_distances_match_the_tensorflow_formula_with_padding_and_gradie
 
 
 @pytest.mark.parametrize("backend", ["kdtree", "auto", "brute"])
-def test_the_spatially_ordered_graph_is_the_graph_in_another_row_order(backend):
+def test_the_spatially_ordered_graph_is_the_graph_in_another_row_order(backend, monkeypatch):
+    from gravtrain.layers import knn
     from gravtrain.layers.knn import select_knn_spatially_ordered
 
     rng = np.random.default_rng(4)
     sizes = [700, 0, 1, 3, 650]  # events above AUTO_KDTREE_MIN_HITS, so "auto" takes the k-d tree on CPU
     row_splits = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
     coords = rng.normal(size=(row_splits[-1], 3))
+    # Below SPATIAL_ORDER_MIN_HITS hits the order is the identity; above it the hits are reordered.
+    order = select_knn_spatially_ordered(coords, row_splits, 6, backend)[0].numpy()
+    np.testing.assert_array_equal(order, np.arange(len(coords)))
+    monkeypatch.setattr(knn, "SPATIAL_ORDER_MIN_HITS", 700)
     order, nidx_o, dist_o = (t.numpy() for t in select_knn_spatially_ordered(coords, row_splits, 6, backend))
     nidx, dist = (t.numpy() for t in select_knn(coords, row_splits, 6, backend="brute"))
     assert sorted(order) == list(range(len(coords)))
