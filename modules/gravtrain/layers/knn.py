@@ -82,10 +82,7 @@ def select_knn(coords, row_splits, k: int, backend: str = "auto"):
     Shapes:
         coords (V, S), row_splits (E+1,) -> nidx (V, K+1), dist_sq (V, K+1).
     """
-    if backend not in KNN_BACKENDS:
-        raise ValueError(
-            f"unknown kNN backend {backend!r}; valid names are: {', '.join(sorted(KNN_BACKENDS))}"
-        )
+    _check_backend(backend)
     k = int(k)
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -118,43 +115,65 @@ def select_knn_spatially_ordered(coords, row_splits, k: int, backend: str = "aut
         ``dist_sq`` (V, K+1) as from ``select_knn(tf.gather(coords, order), ...)``: rows and indices are
         positions in that order. ``dist_sq`` is differentiable with respect to ``coords``.
     """
-    if backend not in KNN_BACKENDS:
-        raise ValueError(
-            f"unknown kNN backend {backend!r}; valid names are: {', '.join(sorted(KNN_BACKENDS))}"
-        )
+    _check_backend(backend)
     k = int(k)
     with tf.name_scope("select_knn"):
         coords = tf.convert_to_tensor(coords)
         row_splits = tf.cast(tf.convert_to_tensor(row_splits), tf.int32)
-        n_hits = tf.shape(coords)[0]
-        identity = tf.range(n_hits, dtype=tf.int32)
-
-        def ordered_kdtree():
-            order, others = tf.numpy_function(
-                lambda c, r: _kdtree_ordered_knn_numpy(c, r, k), [tf.stop_gradient(coords), row_splits],
-                (tf.int32, tf.int32), stateful=False)
-            return tf.reshape(order, [n_hits]), tf.reshape(others, [n_hits, k])
-
-        def brute():
-            return identity, _brute_knn(tf.stop_gradient(coords), row_splits, k)
-
-        largest_event = tf.reduce_max(
-            tf.concat([row_splits[1:] - row_splits[:-1], tf.zeros([1], row_splits.dtype)], axis=0))
-
-        def kdtree():
-            return tf.cond(largest_event >= SPATIAL_ORDER_MIN_HITS, ordered_kdtree,
-                           lambda: (identity, _kdtree_knn(tf.stop_gradient(coords), row_splits, k)))
-
-        if backend == "kdtree":
-            order, others = kdtree()
-        elif backend == "brute" or in_xla_context() or tf.config.list_logical_devices("GPU"):
-            order, others = brute()
-        else:  # auto on CPU, as `_auto_knn` decides
-            order, others = tf.cond(largest_event > AUTO_KDTREE_MIN_HITS, kdtree, brute)
+        if tf.executing_eagerly():  # eager tf.while_loop would run tile by tile in Python
+            order, others = _find_ordered_neighbours_in_graph(tf.stop_gradient(coords), row_splits, k, backend,
+                                                              SPATIAL_ORDER_MIN_HITS)
+        else:
+            order, others = _ordered_neighbours(tf.stop_gradient(coords), row_splits, k, backend,
+                                                SPATIAL_ORDER_MIN_HITS)
+        identity = tf.range(tf.shape(coords)[0], dtype=tf.int32)
         nidx = tf.stop_gradient(tf.concat([identity[:, None], others], axis=1))
         nidx.set_shape([coords.shape[0], k + 1])
         order.set_shape([coords.shape[0]])
         return order, nidx, neighbour_dist_sq(permute_rows(coords, order, inverse_permutation(order)), nidx)
+
+
+def _ordered_neighbours(coords, row_splits, k: int, backend: str, min_hits: int):
+    """(order (V,), others (V, K)) of `select_knn_spatially_ordered`: the backend's choice as `_auto_knn` makes
+    it, the k-d tree's order when an event has ``min_hits`` hits, else the identity."""
+    n_hits = tf.shape(coords)[0]
+    identity = tf.range(n_hits, dtype=tf.int32)
+    largest = _largest_event(row_splits)
+
+    def ordered_kdtree():
+        order, others = tf.numpy_function(lambda c, r: _kdtree_ordered_knn_numpy(c, r, k), [coords, row_splits],
+                                          (tf.int32, tf.int32), stateful=False)
+        return tf.reshape(order, [n_hits]), tf.reshape(others, [n_hits, k])
+
+    def kdtree():
+        return tf.cond(largest >= min_hits, ordered_kdtree,
+                       lambda: (identity, _kdtree_knn(coords, row_splits, k)))
+
+    def brute():
+        return identity, _brute_knn(coords, row_splits, k)
+
+    if backend == "kdtree":
+        return kdtree()
+    if backend == "brute" or in_xla_context() or tf.config.list_logical_devices("GPU"):
+        return brute()
+    return tf.cond(largest > AUTO_KDTREE_MIN_HITS, kdtree, brute)  # auto on CPU
+
+
+@tf.function(reduce_retracing=True)
+def _find_ordered_neighbours_in_graph(coords, row_splits, k: int, backend: str, min_hits: int):
+    return _ordered_neighbours(coords, row_splits, k, backend, min_hits)
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in KNN_BACKENDS:
+        raise ValueError(
+            f"unknown kNN backend {backend!r}; valid names are: {', '.join(sorted(KNN_BACKENDS))}"
+        )
+
+
+def _largest_event(row_splits):
+    """The number of hits of the largest event (0 without events)."""
+    return tf.reduce_max(tf.concat([row_splits[1:] - row_splits[:-1], tf.zeros([1], row_splits.dtype)], axis=0))
 
 
 def inverse_permutation(order):
@@ -383,11 +402,8 @@ def _auto_knn(coords, row_splits, k: int):
         logger.debug("select_knn auto: brute (XLA context or GPU visible)")
         return _brute_knn(coords, row_splits, k)
     logger.debug("select_knn auto: kdtree above %d hits per event, else brute", AUTO_KDTREE_MIN_HITS)
-    largest_event = tf.reduce_max(
-        tf.concat([row_splits[1:] - row_splits[:-1], tf.zeros([1], row_splits.dtype)], axis=0)
-    )
     return tf.cond(
-        largest_event > AUTO_KDTREE_MIN_HITS,
+        _largest_event(row_splits) > AUTO_KDTREE_MIN_HITS,
         lambda: _kdtree_knn(coords, row_splits, k),
         lambda: _brute_knn(coords, row_splits, k),
     )
