@@ -63,8 +63,9 @@ def test_forward_matches_numpy_loop(knn, ragged_batch, reference, spatial_order_
 
 @pytest.mark.parametrize("knn", ["brute", "kdtree"])
 def test_gradients_match_finite_differences(knn, ragged_batch, reference, spatial_order_for_any_event):
-    """d/dx (through features and the learned coordinates) and d/dW_s (the coordinate path alone); with the
-    kdtree the graph and aggregation run on the hits in the tree's order and their gradients come back."""
+    """d/dx (through features and the learned coordinates) and d/dW_s (the coordinate path alone), for both
+    backends' code paths; these events fit one k-d tree leaf, so their order is the identity (a real permutation:
+    `test_in_space_order_outputs_and_gradients_are_those_of_the_input_order`)."""
     x, row_splits, k = ragged_batch
     layer = build_float64_gravnet(x, row_splits, k, knn)
     w_s, w_f, b_f, w_o, b_o = numpy_weights(layer)
