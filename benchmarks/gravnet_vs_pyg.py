@@ -152,7 +152,7 @@ def measure_gravtrain(n_hits: int, config: LayerConfig, steps: int, threads: int
 
     @tf.function(input_signature=signature)
     def knn(x, row_splits):
-        return select_knn_spatially_ordered(layer.coordinate_projection(x), row_splits, config.k, "kdtree")[1]
+        return select_knn_spatially_ordered(layer.coordinate_projection(x), row_splits, config.k, "kdtree")[2]
 
     def run(function):
         return [value.numpy() for value in tf.nest.flatten(function(x, row_splits))]

@@ -174,7 +174,8 @@ def test_the_spatially_ordered_graph_is_the_graph_in_another_row_order(backend, 
     order = select_knn_spatially_ordered(coords, row_splits, 6, backend)[0].numpy()
     np.testing.assert_array_equal(order, np.arange(len(coords)))
     monkeypatch.setattr(knn, "SPATIAL_ORDER_MIN_HITS", 700)
-    order, nidx_o, dist_o = (t.numpy() for t in select_knn_spatially_ordered(coords, row_splits, 6, backend))
+    order, inverse, nidx_o, dist_o = (t.numpy() for t in select_knn_spatially_ordered(coords, row_splits, 6, backend))
+    np.testing.assert_array_equal(inverse[order], np.arange(len(coords)))
     nidx, dist = (t.numpy() for t in select_knn(coords, row_splits, 6, backend="brute"))
     assert sorted(order) == list(range(len(coords)))
     for begin, end in zip(row_splits[:-1], row_splits[1:]):  # every event's rows stay in place

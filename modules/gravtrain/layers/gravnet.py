@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from .aggregation import weighted_neighbour_mean_max
-from .knn import KNN_BACKENDS, inverse_permutation, permute_rows, select_knn_spatially_ordered
+from .knn import KNN_BACKENDS, permute_rows, select_knn_spatially_ordered
 
 
 @keras.saving.register_keras_serializable(package="gravtrain")
@@ -128,8 +128,8 @@ class GravNet(keras.layers.Layer):
         coords = self.coordinate_projection(x)
         # The graph and the aggregation over it run on the hits in k-d tree order (see
         # `select_knn_spatially_ordered`; neighbours close in memory); the results go back to the input order.
-        order, nidx, dist_sq = select_knn_spatially_ordered(coords, row_splits, self.n_neighbours, backend=self.knn)
-        inverse = inverse_permutation(order)
+        order, inverse, nidx, dist_sq = select_knn_spatially_ordered(coords, row_splits, self.n_neighbours,
+                                                                     backend=self.knn)
         features = self.feature_projection(x)
         # Column 0 is the hit itself: GravNet aggregates over the other hits only.
         mean, maximum = weighted_neighbour_mean_max(permute_rows(features, order, inverse), nidx, dist_sq,

@@ -111,9 +111,10 @@ def select_knn_spatially_ordered(coords, row_splits, k: int, backend: str = "aut
     identity.
 
     Returns:
-        ``(order, nidx, dist_sq)``: ``order`` (V,) int32, the original row at each position; ``nidx`` and
-        ``dist_sq`` (V, K+1) as from ``select_knn(tf.gather(coords, order), ...)``: rows and indices are
-        positions in that order. ``dist_sq`` is differentiable with respect to ``coords``.
+        ``(order, inverse, nidx, dist_sq)``: ``order`` (V,) int32, the original row at each position, and
+        ``inverse`` its inverse (the position of each original row); ``nidx`` and ``dist_sq`` (V, K+1) as from
+        ``select_knn(tf.gather(coords, order), ...)``: rows and indices are positions in that order. ``dist_sq``
+        is differentiable with respect to ``coords``.
     """
     _check_backend(backend)
     k = int(k)
@@ -130,7 +131,8 @@ def select_knn_spatially_ordered(coords, row_splits, k: int, backend: str = "aut
         nidx = tf.stop_gradient(tf.concat([identity[:, None], others], axis=1))
         nidx.set_shape([coords.shape[0], k + 1])
         order.set_shape([coords.shape[0]])
-        return order, nidx, neighbour_dist_sq(permute_rows(coords, order, inverse_permutation(order)), nidx)
+        inverse = inverse_permutation(order)
+        return order, inverse, nidx, neighbour_dist_sq(permute_rows(coords, order, inverse), nidx)
 
 
 def _ordered_neighbours(coords, row_splits, k: int, backend: str, min_hits: int):
