@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import platform
@@ -35,7 +34,7 @@ os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true"  # before TensorFlow is imported
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import train_step_profile as profile  # noqa: E402
-from train_step_profile import REPO, OpSorter, prepare  # noqa: E402
+from train_step_profile import REPO, OpSorter, prepare, profiled_step  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 
@@ -55,16 +54,7 @@ def parse_args(argv=None):
 
 def memory_profile(step, batch, logdir: str) -> dict:
     """The BFC allocator's part of the profiler's memory_profile of one step."""
-    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
-
-    tf.profiler.experimental.start(logdir)
-    float(step(batch)["objective"])
-    tf.profiler.experimental.stop()
-    paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
-    data, ok = plugin.xspace_to_tools_data(paths, "memory_profile", {})
-    if not ok:
-        raise RuntimeError(f"TensorFlow's profiler gave no memory profile: {data[:200]!r}")
-    allocators = json.loads(data)["memoryProfilePerAllocator"]
+    allocators = profiled_step(step, batch, logdir, "memory_profile")["memoryProfilePerAllocator"]
     if not allocators:
         raise RuntimeError("the memory profile has no allocator: is TF_CPU_ALLOCATOR_USE_BFC honoured?")
     return max(allocators.values(), key=lambda a: int(a["profileSummary"]["peakStats"]["peakBytesInUse"]))

@@ -141,19 +141,24 @@ class OpSorter:
         return OpPlace(part, backward, layer_class)
 
 
-def profile_ops(step, batch, logdir: str) -> list[dict]:
-    """Per op: name, type and self time in microseconds, from one step under the profiler."""
+def profiled_step(step, batch, logdir: str, tool: str):
+    """One step under TensorFlow's profiler, and what its ``tool`` (``"framework_op_stats"``,
+    ``"memory_profile"``, ...) makes of the trace, parsed from JSON."""
     from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
 
     tf.profiler.experimental.start(logdir)
-    outputs = step(batch)
-    float(outputs["objective"])
+    float(step(batch)["objective"])
     tf.profiler.experimental.stop()
     paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
-    data, ok = plugin.xspace_to_tools_data(paths, "framework_op_stats", {})
+    data, ok = plugin.xspace_to_tools_data(paths, tool, {})
     if not ok:
-        raise RuntimeError(f"TensorFlow's profiler gave no op statistics: {data[:200]!r}")
-    table = json.loads(data)[0]
+        raise RuntimeError(f"TensorFlow's profiler gave no {tool}: {data[:200]!r}")
+    return json.loads(data)
+
+
+def profile_ops(step, batch, logdir: str) -> list[dict]:
+    """Per op: name, type and self time in microseconds, from one step under the profiler."""
+    table = profiled_step(step, batch, logdir, "framework_op_stats")[0]
     columns = [column["id"] for column in table["cols"]]
     rows = [dict(zip(columns, (cell.get("v") for cell in row["c"]))) for row in table["rows"]]
     return [{"name": row["operation"], "type": row["type"], "self_us": float(row["total_self_time"])}
