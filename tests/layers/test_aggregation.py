@@ -235,3 +235,38 @@ def test_a_damaged_build_in_the_cache_is_rebuilt_then_reused(compiled_kernel, tm
                  "assert c.load_kernel(c.NEIGHBOUR_OPS_SOURCE, Path(sys.argv[1])).gravtrain_neighbour_distances")
     assert "compil" not in second.stderr and library.stat().st_mtime_ns == built
     assert sorted(path.suffix for path in tmp_path.iterdir()) == [".lock", ".so"]
+
+
+GRADIENTS_WITH_THREADS = """
+import hashlib, sys
+import numpy as np, tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))
+from gravtrain.layers.aggregation import weighted_neighbour_mean_max
+from gravtrain.layers.knn import neighbour_dist_sq
+rng = np.random.default_rng(11)
+coords = tf.constant(rng.normal(size=(3000, 4)).astype(np.float32))
+features = tf.constant(rng.normal(size=(3000, 19)).astype(np.float32))
+nidx = rng.integers(0, 3000, size=(3000, 33)).astype(np.int32)
+nidx[:, 0] = np.arange(3000)
+nidx[::5, -4:] = -1
+with tf.GradientTape() as tape:
+    tape.watch([coords, features])
+    mean, maximum = weighted_neighbour_mean_max(features, nidx, neighbour_dist_sq(coords, nidx), first_column=1)
+    loss = tf.reduce_sum(mean * mean) + tf.reduce_sum(tf.sin(maximum))
+digest = hashlib.sha256()
+for value in (mean, maximum, *tape.gradient(loss, [coords, features])):
+    digest.update(value.numpy().tobytes())
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_compiled_values_and_gradients_do_not_depend_on_the_number_of_threads(compiled_kernel):
+    # In fresh processes: the thread pool's size is fixed when TensorFlow starts.
+    def digest(threads):
+        result = subprocess.run([sys.executable, "-c", GRADIENTS_WITH_THREADS, str(threads)], capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout.split()[-1]
+
+    assert digest(1) == digest(2) == digest(3)

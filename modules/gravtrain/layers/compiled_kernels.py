@@ -8,7 +8,7 @@ the C++ compiler ``$CXX`` (default ``c++``) and TensorFlow's own flags (``tf.sys
 (``$XDG_CACHE_HOME``, else ``~/.cache``) ``/gravtrain/kernels/``, under a name that changes with the source,
 TensorFlow's version and flags, the compiler's version and the platform: a machine builds once (about 10 s), and
 processes that start together build it once between them (a file lock). The build is portable: its inner loops
-carry an AVX2 and a baseline version and the processor picks (see the source).
+carry AVX-512, AVX2 and baseline versions and the processor picks (see the source).
 
 Where there is no compiler, or the build fails, the function logs one warning saying why and returns None; the
 aggregation then uses TensorFlow ops (slower, same numbers).
