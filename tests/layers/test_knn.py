@@ -1,4 +1,5 @@
-"""select_knn: exactness against a NumPy loop, backend agreement, gradients, graph mode and XLA."""
+"""select_knn: exactness against a NumPy loop, backend agreement, gradients, graph mode and XLA; searches repeated
+from a record (RepeatedSearches)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gravtrain.layers import KNN_BACKENDS, select_knn
+from gravtrain.layers import KNN_BACKENDS, RepeatedSearches, select_knn
 
 BACKENDS = ("brute", "kdtree", "auto")
 
@@ -192,3 +193,24 @@ def test_the_spatially_ordered_graph_is_the_graph_in_another_row_order(backend, 
     plain_span = np.median(np.abs(nidx[:700, 1:] - np.arange(700)[:, None]))
     ordered_span = np.median(np.abs(nidx_o[:700, 1:] - np.arange(700)[:, None]))
     assert backend == "brute" or ordered_span < plain_span / 4, (ordered_span, plain_span)
+
+
+def test_repeated_searches_give_back_what_was_recorded_in_order():
+    searches = RepeatedSearches()
+    coords = tf.constant(np.random.default_rng(0).normal(size=(40, 3)), tf.float32)
+    row_splits = tf.constant([0, 25, 40], tf.int32)
+
+    @tf.function
+    def graphs(coords):
+        with searches.recording():
+            first = select_knn(coords, row_splits, 4, "brute")
+        with searches.repeating():
+            second = select_knn(coords * 2.0, row_splits, 4, "brute")  # not searched again: same graph
+        return first, second
+
+    (nidx, dist_sq), (nidx_again, dist_sq_again) = graphs(coords)
+    np.testing.assert_array_equal(nidx_again.numpy(), nidx.numpy())
+    np.testing.assert_allclose(dist_sq_again.numpy(), 4.0 * dist_sq.numpy(), rtol=1e-5)  # distances recomputed
+    with pytest.raises(RuntimeError, match="repeated 0 of the 1"):
+        with searches.repeating():
+            pass

@@ -13,6 +13,7 @@ from .knn import KNN_BACKENDS, select_knn
 from .pooling import GatherRows, LearnedPooling
 from .message_passing import DistanceWeightedMessagePassing
 from .regularizers import FillSpaceRegularizer, GravNetSpaceRegularizer
+from .repeated_searches import RepeatedSearches
 
 __all__ = [
     "HEAD_NAMES",
@@ -31,6 +32,7 @@ __all__ = [
     "KeepHits",
     "LearnedPooling",
     "NeighbourGraph",
+    "RepeatedSearches",
     "ScaledGooeyBatchNorm2",
     "select_knn",
 ]

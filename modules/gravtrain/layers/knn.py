@@ -20,6 +20,8 @@ k-d tree's order (for layers that gather over the graph); the backends are looke
 
 Whatever the backend, indices carry no gradient and the squared distances are recomputed in TensorFlow from
 the gathered coordinates, so gradients reach both endpoints of every edge.
+Inside ``RepeatedSearches.repeating()`` (`gravtrain.layers.repeated_searches`) a search is not made but given back
+from the same code's run under ``recording()``; the distances are computed either way.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import tensorflow as tf
 from scipy.spatial import cKDTree
 
 from .compiled_kernels import in_xla_context, kernels_for
+from .repeated_searches import searched as _searched
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def select_knn(coords, row_splits, k: int, backend: str = "auto"):
         if tf.executing_eagerly():  # eager tf.while_loop would run tile by tile in Python
             others = _find_neighbours_in_graph(tf.stop_gradient(coords), row_splits, k, backend)
         else:
-            others = KNN_BACKENDS[backend](tf.stop_gradient(coords), row_splits, k)
+            others = _searched(lambda: KNN_BACKENDS[backend](tf.stop_gradient(coords), row_splits, k))
         n_hits = tf.shape(coords)[0]
         self_idx = tf.range(n_hits, dtype=tf.int32)[:, None]
         nidx = tf.stop_gradient(tf.concat([self_idx, others], axis=1))
@@ -125,8 +128,8 @@ def select_knn_spatially_ordered(coords, row_splits, k: int, backend: str = "aut
             order, others = _find_ordered_neighbours_in_graph(tf.stop_gradient(coords), row_splits, k, backend,
                                                               SPATIAL_ORDER_MIN_HITS)
         else:
-            order, others = _ordered_neighbours(tf.stop_gradient(coords), row_splits, k, backend,
-                                                SPATIAL_ORDER_MIN_HITS)
+            order, others = _searched(lambda: _ordered_neighbours(tf.stop_gradient(coords), row_splits, k, backend,
+                                                                  SPATIAL_ORDER_MIN_HITS))
         identity = tf.range(tf.shape(coords)[0], dtype=tf.int32)
         nidx = tf.stop_gradient(tf.concat([identity[:, None], others], axis=1))
         nidx.set_shape([coords.shape[0], k + 1])
