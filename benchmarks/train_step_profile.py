@@ -215,7 +215,7 @@ def prepare(args) -> PreparedStep:
     model = build_model(config, stats)
     optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
     optimizer.build(model.trainable_variables)
-    step = TrainingStep(model, build_loss(config, 0), optimizer)
+    step = TrainingStep(model, build_loss(config, 0), optimizer, recompute=config.Training[0].recompute)
     batcher = HitBudgetBatcher(train_store, config.Training[0].batch_size, seed=0, shuffle=False)
 
     started, batches = time.perf_counter(), []

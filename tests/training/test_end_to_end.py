@@ -28,7 +28,7 @@ TINY = {
                      "dense_final": [{"n": 16}], "n_embedding": 8},
     "Training": [{"name": "first", "epochs": 1, "batch_size": 3000, "learning_rate": 1e-3},
                  {"name": "second", "epochs": 1, "batch_size": 5000, "learning_rate": 1e-4,
-                  "LossOptions": {"q_min": 0.5}}],
+                  "LossOptions": {"q_min": 0.5}, "recompute": True}],
     "Plotting": {"record_frequency": 1, "plot_frequency": 4},
 }
 
@@ -96,6 +96,7 @@ def test_every_config_key_is_a_param(trained):
     assert run.data.params["Training.0.learning_rate"] == "0.001"
     assert run.data.params["Training.1.learning_rate"] == "0.0001"
     assert run.data.params["Training.1.LossOptions.q_min"] == "0.5"
+    assert run.data.params["Training.0.recompute"] == "false" and run.data.params["Training.1.recompute"] == "true"
     assert run.data.params["General.seed"] == "5"
     assert run.info.status == "FINISHED"
     tags = run.data.tags

@@ -30,3 +30,19 @@ def test_the_memory_benchmark_reports_the_allocator_peak_by_layer(tmp_path):
     assert sum(layer["share"] for layer in layers.values()) == pytest.approx(1.0, abs=0.01)
     assert len(result["largest"]) == 5 and result["largest"][0]["bytes"] >= result["largest"][-1]["bytes"]
     assert "allocator peak" in completed.stdout and "gravnet_# (forward)" in completed.stdout
+
+
+@pytest.mark.slow
+def test_recomputing_the_iterations_lowers_the_allocator_peak(tmp_path):
+    # Training.N.recompute keeps only each iteration's inputs; should the recomputed ops be merged with the first
+    # run's by graph optimisation, the peak would not move (as before the recomputation waited for the gradients).
+    peaks = {}
+    for recompute in ("false", "true"):
+        out = tmp_path / f"memory_{recompute}.json"
+        completed = subprocess.run(
+            [sys.executable, str(REPO / "benchmarks" / "train_step_memory.py"), "--config",
+             str(REPO / "configs" / "toy.yaml"), "--hits", "1500", "--set", f"Training.0.recompute={recompute}",
+             "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        peaks[recompute] = json.loads(out.read_text())["allocator_peak_bytes_per_hit"]
+    assert peaks["true"] < 0.7 * peaks["false"], peaks

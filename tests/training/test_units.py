@@ -104,6 +104,25 @@ def test_train_step_traces_once_over_many_batch_sizes_and_stages_and_learns(even
     assert step.train_step is not first and step.trace_count["train"] == 2
 
 
+def test_a_recomputing_step_traces_once_and_a_stage_switches_it(events):
+    config = two_stage_config()
+    model, optimizer, step = make_step(config, events)
+    step.compile(recompute=True)
+    recomputing = step.train_step
+    assert step.trace_count["train"] == 0
+    for epoch, budget in enumerate((1500, 4000)):
+        for batch in HitBudgetBatcher(events, budget, seed=1).dataset(epoch):
+            assert float(step.train_step(batch)["finite"]) == 1.0
+    assert step.trace_count["train"] == 1
+    step.compile()  # None: as before, so the traced step stays
+    step.compile(recompute=True)
+    step.train_step(batch)
+    assert step.train_step is recomputing and step.trace_count["train"] == 1
+    step.compile(recompute=False)
+    step.train_step(batch)
+    assert step.train_step is not recomputing and step.trace_count["train"] == 2
+
+
 def test_nan_guard_leaves_weights_and_state_untouched(events):
     config = two_stage_config()
     model, optimizer, step = make_step(config, events)

@@ -232,6 +232,11 @@ class Stage:
     batch_size: int = key(min=1, doc="Batch budget in hits: whole events are packed until the next would exceed it.")
     learning_rate: float = key(min=0.0, min_exclusive=True, doc="Learning rate of this stage.")
     freeze: tuple[str, ...] = key((), allow_empty=True, doc="Glob patterns of layer names frozen in this stage.")
+    recompute: bool = key(
+        False, doc="Recompute each GravNet iteration in the backward pass instead of keeping its tensors: the same "
+                   "training to float rounding in about 40 % of the memory per hit, for about a third more time "
+                   "per step (configs/hgcal.yaml, benchmarks/RESULTS.md). For batches that do not fit otherwise.",
+    )
     BatchNormOptions: BatchNormOverrides = key(BatchNormOverrides(), doc="BatchNormOptions keys changed in this stage.")
     LossOptions: LossOverrides = key(LossOverrides(), doc="LossOptions keys changed in this stage.")
     early_stopping: Optional[EarlyStopping] = key(None, doc="End the stage early on a validation plateau (off).")

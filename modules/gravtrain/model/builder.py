@@ -25,6 +25,8 @@ GravNet and after message passing). Layer names are deterministic; indices are t
 ``freeze`` patterns such as ``gravnet_0*`` or ``dense_final_*`` select what they say. Dropout and layer-norm
 layers are named after their block (``dense_final_0_dropout``, ``gravnet_0_layer_norm``).
 The message passing and its batch norm are left out when ``Architecture.message_passing`` is empty.
+The layers of iteration i, from ``dense_pre_gravnet_i_0`` to ``batch_norm_post_message_passing_i``
+(`iteration_of`), are what ``Training.N.recompute`` runs again in the backward pass (`recomputing_forward`).
 
 A pre-model (``General.pre-model-type``) stands in front of that network:
 
@@ -53,6 +55,7 @@ It reads no GravNet-only key (n_filters, n_propagate, the space dimensions and r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -78,6 +81,7 @@ from gravtrain.layers import (
     ScaledGooeyBatchNorm2,
 )
 from gravtrain.model.pre_models import SIGNAL_SCORE, PreModel, load_pre_model
+from gravtrain.model.recompute import RecomputingForward
 from gravtrain.model.stage_options import batch_norm_arguments, check_stage_options
 
 #: The features the builder needs by name: positions for the cluster-space seed and the GravNet regulariser,
@@ -91,6 +95,30 @@ HIT_INDEX = "hit_index"
 HIT_ROW_SPLITS = "hit_row_splits"
 #: Names of the model inputs, as the batches of ``gravtrain.data`` carry them.
 INPUT_NAMES = ("features", "row_splits")
+
+
+#: The layers of GravNet iteration i (of either model family) are named ``<prefix>_<i>`` or ``<prefix>_<i>_...``
+#: with these prefixes: what ``Training.N.recompute`` recomputes as one segment (`iteration_of`).
+ITERATION_LAYER_PREFIXES = (
+    "dense_pre_gravnet", "batch_norm_pre_gravnet", "gravnet", "gravnet_space_regularizer", "batch_norm_gravnet",
+    "neighbour_graph", "message_passing", "batch_norm_message_passing", "dense_post_message_passing",
+    "batch_norm_post_message_passing",
+)
+_ITERATION_LAYER = re.compile(rf"^(?:{'|'.join(ITERATION_LAYER_PREFIXES)})_(\d+)(?:_.*)?$")
+
+
+def iteration_of(layer_name: str) -> int | None:
+    """The GravNet iteration that the layer ``layer_name`` belongs to (module docstring), or None: the layers
+    before the first iteration and after the last (conditioning, embedding, final dense blocks, heads) and those
+    of pre-models."""
+    match = _ITERATION_LAYER.match(layer_name)
+    return int(match.group(1)) if match else None
+
+
+def recomputing_forward(model: keras.Model) -> RecomputingForward:
+    """The forward pass of a built ``model`` with each iteration recomputed in the backward pass
+    (`gravtrain.model.recompute`; ``Training.N.recompute``)."""
+    return RecomputingForward(model, iteration_of)
 
 
 #: ``DenseOptions.kernel_regularizer`` names -> the regulariser of a dense block, given the rate.

@@ -213,7 +213,7 @@ class _StagedTrainer:
                                  reset_viscosity=fresh_start and stage.BatchNormOptions.viscosity is not None)
         self.loss.set_options(**loss_options(config, index))
         frozen = apply_freeze(self.model, stage.freeze)
-        self.step.compile()
+        self.step.compile(recompute=stage.recompute)
         self.run.tracker.set_tags({"gravtrain.stage": name})
         if len(self.progress.stage_first_steps) == index:  # not when resumed inside the stage
             self.progress.stage_first_steps.append(self.progress.step)

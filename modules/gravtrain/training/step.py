@@ -29,7 +29,9 @@ import keras
 import tensorflow as tf
 
 from gravtrain.data.batching import batch_element_spec
-from gravtrain.model import HIT_INDEX, HIT_ROW_SPLITS, TRACK_FLAG_FEATURE, feature_names, regularizer_values
+from gravtrain.model import (
+    HIT_INDEX, HIT_ROW_SPLITS, TRACK_FLAG_FEATURE, feature_names, recomputing_forward, regularizer_values,
+)
 
 MODEL_INPUTS = ("features", "row_splits")
 
@@ -52,9 +54,12 @@ class TrainingStep:
         model: the gravtrain model.
         loss: the model family's loss (``build_loss``), its options as variables (``set_options`` between stages).
         optimizer: a Keras optimizer built for all of the model's trainable weights.
+        recompute: the train step recomputes each GravNet iteration in its backward pass instead of keeping its
+            tensors (``Training.N.recompute``, `gravtrain.model.recompute`): the same step to float rounding, in
+            less memory and more time. ``compile`` changes it between stages.
     """
 
-    def __init__(self, model: keras.Model, loss, optimizer: keras.optimizers.Optimizer):
+    def __init__(self, model: keras.Model, loss, optimizer: keras.optimizers.Optimizer, recompute: bool = False):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -63,7 +68,7 @@ class TrainingStep:
         self._state_variables = [v for v in model.non_trainable_variables]
         self.train_step = self.validate_step = None
         self._compiled_for = None
-        self.compile()
+        self.compile(recompute)
 
     def _trainable_set(self) -> tuple:
         """What a trace depends on besides the variables' values: which variables train, which layers are frozen
@@ -71,20 +76,26 @@ class TrainingStep:
         return (tuple(id(v) for v in self.model.trainable_variables),
                 tuple(layer.trainable for layer in self.model._flatten_layers(include_self=False)))
 
-    def compile(self) -> None:
-        """Build the step functions for the current trainable set; call after freezing layers. Keeps the current
-        ones (and their traces) when the trainable set is the one they were built for."""
-        trainable_set = self._trainable_set()
-        if trainable_set == self._compiled_for:
+    def compile(self, recompute: bool | None = None) -> None:
+        """Build the step functions for the current trainable set and ``recompute`` (None: as before); call
+        after freezing layers. Keeps the current ones (and their traces) when both are those they were built for."""
+        if recompute is None:
+            recompute = bool(self._compiled_for and self._compiled_for[1])
+        key = (self._trainable_set(), bool(recompute))
+        if key == self._compiled_for:
             return
-        self._compiled_for = trainable_set
+        self._compiled_for = key
+        recomputing = recomputing_forward(self.model) if recompute else None
         spec = batch_element_spec()
         trainable = list(self.model.trainable_variables)
         state = self._state_variables
 
         def forward(batch, training):
             inputs = {name: batch[name] for name in MODEL_INPUTS}
-            predictions = self.model(inputs, training=training)
+            if training and recomputing is not None:
+                predictions, recomputed_losses = recomputing(inputs, training=True)
+            else:
+                predictions, recomputed_losses = self.model(inputs, training=training), []
             truth = {name: value for name, value in batch.items() if name not in MODEL_INPUTS}
             is_track = batch["features"][:, self._track_column]
             row_splits = batch["row_splits"]
@@ -94,8 +105,9 @@ class TrainingStep:
                 is_track = tf.gather(is_track, index)
                 row_splits = predictions[HIT_ROW_SPLITS]
             oc_loss, metrics = self.loss(predictions, truth, row_splits, is_track)
-            added = tf.add_n([tf.cast(x, oc_loss.dtype) for x in self.model.losses]) if training and \
-                self.model.losses else tf.zeros((), oc_loss.dtype)
+            model_losses = list(self.model.losses) + recomputed_losses if training else []
+            added = tf.add_n([tf.cast(x, oc_loss.dtype) for x in model_losses]) if model_losses else \
+                tf.zeros((), oc_loss.dtype)
             metrics = dict(metrics)
             metrics.update({name: tf.cast(value, oc_loss.dtype) for name, value in regularizer_values(self.model).items()})
             metrics["model_losses"] = added
