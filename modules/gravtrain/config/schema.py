@@ -234,8 +234,8 @@ class Stage:
     freeze: tuple[str, ...] = key((), allow_empty=True, doc="Glob patterns of layer names frozen in this stage.")
     recompute: bool = key(
         False, doc="Recompute each GravNet iteration in the backward pass instead of keeping its tensors: the same "
-                   "training to float rounding in about 40 % of the memory per hit, for about a third more time "
-                   "per step (configs/hgcal.yaml, benchmarks/RESULTS.md). For batches that do not fit otherwise.",
+                   "training to float rounding in about 40 % of the memory per hit, for 16-32 % more time per "
+                   "step (configs/hgcal.yaml, benchmarks/RESULTS.md). For batches that do not fit otherwise.",
     )
     BatchNormOptions: BatchNormOverrides = key(BatchNormOverrides(), doc="BatchNormOptions keys changed in this stage.")
     LossOptions: LossOverrides = key(LossOverrides(), doc="LossOptions keys changed in this stage.")
