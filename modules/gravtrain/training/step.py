@@ -9,7 +9,9 @@ batch norm, kernel regularisers)::
 The loss is the model family's (``build_loss``): object condensation, or a noise filter's cross-entropy. When a
 noise-filter pre-model dropped hits, the model says which rows its outputs are (``hit_index``) and their event
 boundaries (``hit_row_splits``): the loss takes the truth, the track flags and the boundaries of those hits, and
-``hits_kept`` reports how many there were.
+``hits_kept`` reports how many there were. In a stage with ``recompute: true`` the train step runs the model
+through ``gravtrain.model.recomputing_forward`` (each GravNet iteration recomputed in the backward pass), which
+also returns the losses the recomputed layers added: the objective is the same sum.
 
 The train step computes the gradient of the objective with respect to the trainable weights and applies it
 only when the objective, every reported term and every gradient are finite (the NaN guard); otherwise it
