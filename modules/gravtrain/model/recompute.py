@@ -143,14 +143,12 @@ def _recomputed(segment: _Segment, inputs: list, training: bool):
     state = [tf.identity(variable.value) for variable in segment.state]
     weights = [variable.value for variable in segment.trainable]
     n_inputs, n_outputs = len(inputs), len(segment.outputs)
-    n_losses = []
     searches = RepeatedSearches()  # the second run takes the first's kNN graphs: same inputs, same graphs
 
     @tf.custom_gradient
     def run(*arguments):
         inputs, weights = list(arguments[:n_inputs]), list(arguments[n_inputs:])
         outputs, new_state, losses = _run_stateless(segment, inputs, weights, state, training, searches.recording())
-        n_losses.append(len(losses))
 
         def gradient(*upstream):
             differentiable = [a for a in arguments if a.dtype.is_floating]
@@ -173,10 +171,8 @@ def _recomputed(segment: _Segment, inputs: list, training: bool):
 
         return tuple(outputs + losses + new_state), gradient
 
-    results = run(*inputs, *weights)
-    outputs = list(results[:n_outputs])
-    losses = list(results[n_outputs:n_outputs + n_losses[-1]])
-    for variable, value in zip(segment.state, results[n_outputs + n_losses[-1]:]):
-        if value is not None:
-            variable.assign(value)
-    return outputs, losses
+    results = run(*inputs, *weights)  # outputs, then the added losses, then the new state
+    n_losses = len(results) - n_outputs - len(segment.state)
+    for variable, value in zip(segment.state, results[n_outputs + n_losses:]):
+        variable.assign(value)
+    return list(results[:n_outputs]), list(results[n_outputs:n_outputs + n_losses])
