@@ -269,9 +269,10 @@ class NeighbourDistancesOp : public OpKernel {
 };
 
 // The gradient of the distances. Row a's own columns are summed where the row is read; the edges (i, k) that
-// end at a are added into a table of ends kept by the block of rows that holds i (the rows cut into the fixed
-// kSortBlocks blocks of IncomingEdges), and the tables are added in block order: every sum has a fixed order
-// for any number of threads, and no edge list is sorted (a (V, S) table per block instead).
+// end at a are added into a table of ends kept by the block of rows that holds i, and the tables are added in
+// block order. The rows are cut into kSortBlocks blocks whatever the number of threads (IncomingEdges may use
+// fewer: there the blocks do not decide the order of a sum, here they do), so every sum has a fixed order for
+// any number of threads, and no edge list is sorted (a (V, S) table per block instead).
 template <typename T>
 class NeighbourDistancesGradOp : public OpKernel {
  public:
