@@ -141,6 +141,13 @@ def test_a_missing_pre_model_is_one_message_before_training(tmp_path):
     assert f"General.pre-model-path: '{tmp_path.as_posix()}/filters/none.keras' does not exist" in result.stderr
 
 
+def test_check_refuses_more_devices_than_tensorflow_sees():
+    # A CPU-only process sees no GPU: General.devices 2 is a config mistake that check reports, before training.
+    result = run("check", "configs/toy.yaml", "--set", "General.devices=2")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "General.devices: is 2, but TensorFlow sees 0 GPU(s)" in result.stderr
+
+
 def test_syntax_error_is_one_message(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("General:\n  name: [unclosed\nTraining: []\n")

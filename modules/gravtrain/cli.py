@@ -315,12 +315,13 @@ def run_check(args: argparse.Namespace) -> int:
     log.info("%s is valid (%d key%s took defaults).", args.config, n_default, "" if n_default == 1 else "s")
     if not args.no_model:
         from gravtrain.data import FeatureStats
-        from gravtrain.model import build_model, model_summary, pre_model_of
+        from gravtrain.model import build_model, model_summary, pre_model_of, replica_devices
 
         # The architecture does not depend on the statistics; neutral ones avoid loading any data.
         stats = FeatureStats.neutral()
         pre_model = pre_model_of(validated.config, stats.names)  # a missing or unfit pre-model: ConfigError
         model = build_model(validated.config, stats, pre_model=pre_model)
+        replica_devices(validated.config.General.devices)  # more devices than TensorFlow sees: ConfigError
         # stdout stays the resolved YAML alone (`gravtrain check x.yaml > resolved.yaml`); the summary is a log.
         if pre_model is not None:
             log.info("pre-model (%s): %s", validated.config.General.pre_model_type, pre_model.describe())

@@ -123,6 +123,19 @@ def test_a_recomputing_step_traces_once_and_a_stage_switches_it(events):
     assert step.train_step is not recomputing and step.trace_count["train"] == 2
 
 
+def test_a_step_on_several_devices_takes_one_batch_each_and_no_stage_may_have_fewer(events):
+    from gravtrain.training.loop import _check_batches_per_step, _groups
+
+    assert list(_groups(iter(range(7)), 3)) == [(0, 1, 2), (3, 4, 5)]  # the last, short group is left out
+    assert list(_groups(iter(range(2)), 1)) == [(0,), (1,)]
+    config = _with_stages([{"epochs": 1, "batch_size": 1500, "learning_rate": 1e-3},
+                           {"epochs": 1, "batch_size": 10 ** 6, "learning_rate": 1e-3}], **{"General.devices": 2})
+    with pytest.raises(ConfigError, match="Training.1.batch_size: packs the 16 training events") as info:
+        _check_batches_per_step(config, events)
+    assert "Training.0" not in str(info.value)  # the first stage makes enough batches
+    _check_batches_per_step(_with_stages([{"epochs": 1, "batch_size": 10 ** 6, "learning_rate": 1e-3}]), events)
+
+
 def test_nan_guard_leaves_weights_and_state_untouched(events):
     config = two_stage_config()
     model, optimizer, step = make_step(config, events)

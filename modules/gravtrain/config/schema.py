@@ -53,6 +53,12 @@ class General:
         doc="pre-pooling: each event's calorimeter hits are reduced to ceil(hits / factor) representatives "
             "(tracks are kept); neighbourhoods are the ceil(factor) nearest hits.",
     )
+    devices: int = key(
+        1, min=1,
+        doc="Data-parallel training: 1 trains on TensorFlow's default device; N > 1 mirrors the model on the first N "
+            "GPUs (tf.distribute.MirroredStrategy). Each step then takes N batches of Training.N.batch_size hits, one "
+            "per device, and applies the mean of their gradients; an epoch's last batches short of N are left out.",
+    )
     use_fill_space: bool = key(False, doc="Add the fill-space regulariser on cluster space (field default: off).")
     use_layer_normalization: bool = key(False, doc="Add layer normalisation after each block (default: off).")
 

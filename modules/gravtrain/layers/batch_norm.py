@@ -88,10 +88,13 @@ class ScaledGooeyBatchNorm2(keras.layers.Layer):
             def initializer(shape, dtype=None):
                 return ops.convert_to_tensor(np.full(shape, float(value)), dtype=dtype)
 
-            return self.add_weight(shape=(), initializer=initializer, trainable=False, name=name)
+            return self.add_weight(shape=(), initializer=initializer, trainable=False, name=name, aggregation="mean")
 
-        self.mean = self.add_weight(shape=n_features, initializer="zeros", trainable=self.learn, name="mean")
-        self.den = self.add_weight(shape=n_features, initializer="ones", trainable=self.learn, name="den")
+        # aggregation "mean": a model mirrored on several devices averages their updates into every copy.
+        self.mean = self.add_weight(shape=n_features, initializer="zeros", trainable=self.learn, name="mean",
+                                    aggregation="mean")
+        self.den = self.add_weight(shape=n_features, initializer="ones", trainable=self.learn, name="den",
+                                   aggregation="mean")
         self.viscosity = scalar("viscosity", self.options["viscosity"])
         self.gamma = self.add_weight(shape=n_features, initializer="ones", trainable=True, name="gamma")
         self.bias = self.add_weight(shape=n_features, initializer="zeros", trainable=True, name="bias")

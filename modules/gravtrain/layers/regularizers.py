@@ -40,7 +40,8 @@ class _PassThroughRegularizer(keras.layers.Layer):
         self.value = None
 
     def build(self, input_shape):
-        self.value = self.add_weight(shape=(), initializer="zeros", trainable=False, name="value")
+        # aggregation "mean": on several devices (gravtrain.training.devices) the copies record the mean value.
+        self.value = self.add_weight(shape=(), initializer="zeros", trainable=False, name="value", aggregation="mean")
 
     def _record(self, loss, training):
         self.value.assign(ops.cast(loss, self.value.dtype))

@@ -29,7 +29,7 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from gravtrain.config import load_config, resolve_config
+from gravtrain.config import ConfigError, ConfigIssue, load_config, resolve_config
 from gravtrain.config.schema import Config
 from gravtrain.data import FeatureStats, load_event_sets
 from gravtrain.data.batching import HitBudgetBatcher
@@ -40,6 +40,8 @@ from gravtrain.model import (
     build_loss,
     build_model,
     check_stage_options,
+    creation_scope,
+    data_parallel_strategy,
     loss_options,
     make_optimizer,
     model_summary,
@@ -90,17 +92,23 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
     started = time.perf_counter()
     config, config_path, config_bytes = _load(config_or_path, overrides, explicit)
     check_stage_options(config)  # before the events load: a stage option nothing takes is a config mistake
+    strategy = data_parallel_strategy(config.General.devices)  # too few devices: a config mistake too
     keras.utils.set_random_seed(config.General.seed)
     train_store, val_store = load_event_sets(config.Data)
     stats = FeatureStats.from_store(train_store)
     logger.info("%d training events (%d hits), %d validation events", train_store.n_events, train_store.n_hits,
                 val_store.n_events)
-    pre_model = pre_model_of(config, stats.names)
-    model = build_model(config, stats, pre_model=pre_model)
-    check_freeze_patterns(config, model)
-    optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
-    optimizer.build(model.trainable_variables)
-    loss = build_loss(config, 0)
+    _check_batches_per_step(config, train_store)
+    with creation_scope(strategy):  # on several devices, every variable mirrored on each
+        pre_model = pre_model_of(config, stats.names)
+        model = build_model(config, stats, pre_model=pre_model)
+        check_freeze_patterns(config, model)
+        optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
+        optimizer.build(model.trainable_variables)
+        loss = build_loss(config, 0)
+    if strategy is not None:
+        logger.info("training on %d devices (%s): each step takes one batch per device", strategy.num_replicas_in_sync,
+                    ", ".join(strategy.extended.worker_devices))
 
     with open_run(config, config_path, config_bytes, tracking=tracking, resume=resume, run_name=run_name,
                   tags=tags) as run:
@@ -113,7 +121,7 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
             run.log_start(config, stats, model_summary(model))
             if pre_model is not None:
                 run.log_pre_model(pre_model)
-        trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store)
+        trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store, strategy)
         trainer.epoch_end = epoch_end
         loop_started, loop_cpu_started = time.perf_counter(), _cpu_seconds()
         with _graceful_interrupt() as interrupt:
@@ -126,6 +134,33 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
                        curves=dict(trainer.recorder.curves),
                        seconds=time.perf_counter() - started,
                        loop_seconds=loop_seconds, loop_cpu_seconds=loop_cpu_seconds)
+
+
+def _check_batches_per_step(config: Config, train_store) -> None:
+    """``ConfigError`` for a stage whose batch size packs the training events into fewer batches than a step on
+    ``General.devices`` devices takes (one per device): it would train on nothing."""
+    devices, issues = config.General.devices, []
+    for index, stage in enumerate(config.Training):
+        n_batches = HitBudgetBatcher(train_store, stage.batch_size, seed=config.General.seed).plan(0).n_batches
+        if n_batches < devices:
+            issues.append(ConfigIssue(
+                path=f"Training.{index}.batch_size",
+                message=f"packs the {train_store.n_events} training events ({train_store.n_hits} hits) into "
+                        f"{n_batches} batch(es), but a step on General.devices {devices} takes {devices}, one per "
+                        f"device. Lower batch_size to about {train_store.n_hits // devices} hits or less, or use "
+                        f"fewer devices."))
+    if issues:
+        raise ConfigError(issues)
+
+
+def _groups(batches, size: int):
+    """Consecutive groups of ``size`` batches (tuples); a last group short of ``size`` is left out."""
+    group = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield tuple(group)
+            group = []
 
 
 def _cpu_seconds() -> float:
@@ -173,7 +208,7 @@ class _StagedTrainer:
     """The state of one training call; ``run_stages`` is the loop of the module docstring."""
 
     def __init__(self, config: Config, model, optimizer, loss, run: RunContext, progress: ckpt.Progress,
-                 train_store, val_store):
+                 train_store, val_store, strategy=None):
         self.config, self.model, self.optimizer, self.loss, self.run = config, model, optimizer, loss, run
         self.progress = progress
         self.train_store, self.val_store = train_store, val_store
@@ -181,7 +216,7 @@ class _StagedTrainer:
         self.figures = TrainingFigures(config, model, val_store)
         if run.tracker.run_id is not None:
             self.figures.warm_up()
-        self.step = TrainingStep(model, loss, optimizer)
+        self.step = TrainingStep(model, loss, optimizer, strategy=strategy)
         self.interrupt = threading.Event()
         self.last_val: dict[str, float] = {}
         self.epoch_end: EpochEnd | None = None
@@ -242,22 +277,26 @@ class _StagedTrainer:
         """Train the rest of the current epoch; True when stop_below ended the stage."""
         config, progress, stage = self.config, self.progress, self.config.Training[index]
         plan = batcher.plan(progress.epoch)
+        per_step = self.step.replicas  # batches per step: one per device
+        n_batches = plan.n_batches - plan.n_batches % per_step  # the rest, fewer than the devices, is left out
         averages = EpochAverages(progress.epoch_averages)
         title = f"epoch {progress.epoch + 1} (stage {config.stage_name(index)}, {progress.stage_epoch + 1}/" \
                 f"{stage.epochs})"
-        logger.info("%s", title)
+        left_out = plan.n_batches - n_batches
+        logger.info("%s%s", title, f": its last {left_out} batch(es) left out, fewer than the {per_step} a step on "
+                                   f"{per_step} devices takes" if left_out else "")
         shown = list(self.loss.term_names[:PROGRESS_TERMS])
-        display = epoch_display(plan.n_batches, ["objective", *shown, "hits/s"], start=progress.batch_in_epoch,
+        display = epoch_display(n_batches, ["objective", *shown, "hits/s"], start=progress.batch_in_epoch,
                                 log_frequency=config.Plotting.log_frequency, title=f"epoch {progress.epoch + 1}")
         tick = time.perf_counter()
-        for batch in batcher.dataset(progress.epoch, start_batch=progress.batch_in_epoch):
-            outputs = self.step.train_step(batch)
+        for batches in _groups(batcher.dataset(progress.epoch, start_batch=progress.batch_in_epoch), per_step):
+            outputs = self.step.train_step(*batches)
             values = {name: float(value) for name, value in outputs.items()}
             if values["finite"] < 0.5:
                 self._non_finite(values, index)
             now = time.perf_counter()
             progress.step += 1
-            progress.batch_in_epoch += 1
+            progress.batch_in_epoch += per_step
             values.update(self._state_values(index))
             averages.add(values, now - tick)
             tick = now
@@ -267,7 +306,7 @@ class _StagedTrainer:
                 ("hits/s", averages.hits_per_second)])
             progress.epoch_averages = averages.state()
             stopped_below = self._stop_below(stage, values["objective"])
-            if progress.step % config.Plotting.plot_frequency == 0 and progress.batch_in_epoch < plan.n_batches:
+            if progress.step % config.Plotting.plot_frequency == 0 and progress.batch_in_epoch < n_batches:
                 self._commit(plots=True)
             if self.interrupt.is_set():
                 self._interrupted()
@@ -292,8 +331,9 @@ class _StagedTrainer:
 
     def _state_values(self, index: int) -> dict[str, float]:
         layers = batch_norm_layers(self.model)
-        viscosity = float(np.mean([float(layer.viscosity) for layer in layers])) if layers else float("nan")
-        return {"lr": float(self.optimizer.learning_rate), "stage": float(index + 1), "viscosity": viscosity}
+        # .numpy(): float() of a variable mirrored on several devices fails (Keras converts its value, not it).
+        viscosity = float(np.mean([layer.viscosity.numpy() for layer in layers])) if layers else float("nan")
+        return {"lr": float(self.optimizer.learning_rate.numpy()), "stage": float(index + 1), "viscosity": viscosity}
 
     def _stop_below(self, stage, loss_value: float) -> bool:
         if stage.stop_below is None:

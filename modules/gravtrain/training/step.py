@@ -18,6 +18,13 @@ only when the objective, every reported term and every gradient are finite (the 
 leaves the weights and the optimizer untouched and reports ``finite = 0`` so the loop can stop with the
 name of the term that went bad. The batch-norm state that the forward pass already moved is restored too.
 
+On N devices (``General.devices``, `gravtrain.model.devices`) the train step takes N batches, one per device; it
+applies the mean of the devices' gradients, the NaN guard looks at every device's values, and the metrics are
+the mean over the devices (``hits`` and ``hits_kept``: the sum). Each device's forward pass runs in a
+``keras.StatelessScope``, which holds its state updates until the pass ends (so it normalises with its own
+batch's statistics, as one device would) and collects the losses its layers add (Keras would keep them in the
+layers, which the devices' threads share).
+
 Metrics returned per batch: ``objective`` (what is minimised), ``loss/total`` and ``loss/<term>`` of the
 condensation loss (a metric cannot be called ``loss`` too: MLflow's file store keeps ``loss/<term>`` in a
 directory of that name),
@@ -36,6 +43,8 @@ from gravtrain.model import (
 )
 
 MODEL_INPUTS = ("features", "row_splits")
+#: Metrics a step on several devices sums over them; it averages the others.
+SUMMED_METRICS = ("hits", "hits_kept")
 
 
 def _dense_gradient(gradient, variable):
@@ -59,12 +68,18 @@ class TrainingStep:
         recompute: the train step recomputes each GravNet iteration in its backward pass instead of keeping its
             tensors (``Training.N.recompute``, `gravtrain.model.recompute`): the same step to float rounding, in
             less memory and more time. ``compile`` changes it between stages.
+        strategy: the ``MirroredStrategy`` the model, optimizer and loss were created under
+            (`gravtrain.model.devices`), or None for one device. ``train_step`` then takes ``replicas``
+            batches, one per device.
     """
 
-    def __init__(self, model: keras.Model, loss, optimizer: keras.optimizers.Optimizer, recompute: bool = False):
+    def __init__(self, model: keras.Model, loss, optimizer: keras.optimizers.Optimizer, recompute: bool = False,
+                 strategy: tf.distribute.Strategy | None = None):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
+        self.strategy = strategy
+        self.replicas = strategy.num_replicas_in_sync if strategy is not None else 1
         self.trace_count = {"train": 0, "validate": 0}
         self._track_column = feature_names(model).index(TRACK_FLAG_FEATURE)
         self._state_variables = [v for v in model.non_trainable_variables]
@@ -92,7 +107,9 @@ class TrainingStep:
         trainable = list(self.model.trainable_variables)
         state = self._state_variables
 
-        def forward(batch, training):
+        def forward(batch, training, scope=None):
+            """The objective and metrics of a batch. ``scope``: the ``keras.StatelessScope`` the pass runs in (on
+            several devices), which holds the losses the layers added."""
             inputs = {name: batch[name] for name in MODEL_INPUTS}
             if training and recomputing is not None:
                 predictions, recomputed_losses = recomputing(inputs, training=True)
@@ -107,7 +124,13 @@ class TrainingStep:
                 is_track = tf.gather(is_track, index)
                 row_splits = predictions[HIT_ROW_SPLITS]
             oc_loss, metrics = self.loss(predictions, truth, row_splits, is_track)
-            model_losses = list(self.model.losses) + recomputed_losses if training else []
+            if not training:
+                model_losses = []
+            elif scope is None:
+                model_losses = list(self.model.losses) + recomputed_losses
+            else:  # the layers' losses are in the scope; the kernel regularisers' as Keras computes them
+                model_losses = list(scope.losses) + recomputed_losses + [
+                    variable.regularizer(variable) for variable in trainable if variable.regularizer is not None]
             added = tf.add_n([tf.cast(x, oc_loss.dtype) for x in model_losses]) if model_losses else \
                 tf.zeros((), oc_loss.dtype)
             metrics = dict(metrics)
@@ -118,17 +141,55 @@ class TrainingStep:
                 metrics["hits_kept"] = tf.cast(tf.shape(predictions[HIT_INDEX])[0], oc_loss.dtype)
             return oc_loss + added, metrics
 
-        @tf.function(input_signature=[spec])
-        def train_step(batch):
+        strategy, replicas = self.strategy, self.replicas
+
+        def device_forward(batch):
+            """``forward`` on one of several devices: its state updates held in a ``StatelessScope`` until the end
+            (so its batch norms normalise with their own update, as one device would) and its added losses
+            collected there (Keras keeps a layer's in the layer, which the devices' threads share), then the
+            updates assigned, each averaged over the devices by its variable's aggregation."""
+            with keras.StatelessScope(collect_losses=True) as scope:
+                objective, metrics = forward(batch, training=True, scope=scope)
+            updates = [(variable, scope.get_current_value(variable)) for variable in state]
+            if len(scope.state_mapping) != sum(value is not None for _, value in updates):
+                raise RuntimeError("the forward pass assigned a variable that is not the model's state; its update "
+                                   "would be lost on several devices")
+            for variable, value in updates:
+                if value is not None:
+                    variable.assign(value)
+            return objective, metrics
+
+        def objective_and_gradients(batch):
+            """One device's part: its batch's objective and metrics, and the gradient of objective / replicas."""
+            with tf.GradientTape() as tape:
+                if replicas > 1:
+                    objective, metrics = device_forward(batch)
+                    scaled = objective / replicas
+                else:
+                    objective, metrics = forward(batch, training=True)
+                    scaled = objective
+            gradients = [_dense_gradient(g, v) for g, v in zip(tape.gradient(scaled, trainable), trainable)]
+            metrics["objective"] = objective
+            return gradients, metrics
+
+        @tf.function(input_signature=[spec] * replicas)
+        def train_step(*batches):
             self.trace_count["train"] += 1
             saved_state = [tf.identity(v) for v in state]
-            with tf.GradientTape() as tape:
-                objective, metrics = forward(batch, training=True)
-            gradients = [_dense_gradient(g, v) for g, v in zip(tape.gradient(objective, trainable), trainable)]
+            if strategy is None:
+                gradients, metrics = objective_and_gradients(batches[0])
+            else:  # batch r to device r; the gradients summed, the metrics averaged (summed: the hit counts)
+                per_device = strategy.experimental_distribute_values_from_function(
+                    lambda context: batches[context.replica_id_in_sync_group])
+                gradients, metrics = strategy.run(objective_and_gradients, args=(per_device,))
+                gradients = strategy.reduce(tf.distribute.ReduceOp.SUM, gradients, axis=None)
+                metrics = {name: strategy.reduce(tf.distribute.ReduceOp.SUM if name in SUMMED_METRICS
+                                                 else tf.distribute.ReduceOp.MEAN, value, axis=None)
+                           for name, value in metrics.items()}
+            objective = metrics["objective"]
             grad_norm = tf.linalg.global_norm(gradients) if gradients else tf.zeros(())
             values_finite = tf.reduce_all([tf.math.is_finite(tf.cast(v, tf.float32)) for v in metrics.values()])
-            finite = tf.logical_and(tf.logical_and(tf.math.is_finite(objective), values_finite),
-                                    tf.math.is_finite(grad_norm))
+            finite = tf.logical_and(values_finite, tf.math.is_finite(grad_norm))
 
             def apply():
                 self.optimizer.apply(gradients, trainable)
@@ -140,7 +201,6 @@ class TrainingStep:
                 return tf.constant(False)
 
             tf.cond(finite, apply, restore)
-            metrics["objective"] = objective
             metrics["grad_norm"] = tf.cast(grad_norm, objective.dtype)
             metrics["finite"] = tf.cast(finite, objective.dtype)
             return metrics
