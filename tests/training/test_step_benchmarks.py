@@ -1,4 +1,4 @@
-"""``benchmarks/train_step_memory.py`` on a small toy batch, so the memory benchmark's code cannot rot."""
+"""The benchmarks of the training step (memory, data-parallel) on small toy batches, so their code cannot rot."""
 
 from __future__ import annotations
 
@@ -46,3 +46,17 @@ def test_recomputing_the_iterations_lowers_the_allocator_peak(tmp_path):
         assert completed.returncode == 0, completed.stderr[-3000:]
         peaks[recompute] = json.loads(out.read_text())["allocator_peak_bytes_per_hit"]
     assert peaks["true"] < 0.7 * peaks["false"], peaks
+
+
+@pytest.mark.slow
+def test_the_data_parallel_benchmark_times_one_device_against_two(tmp_path):
+    out = tmp_path / "data_parallel.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "data_parallel_step.py"), "--hits", "1500", "--rounds", "1",
+         "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["device_kind"] == "CPU" and len(result["device_names"]) == 2  # the suite has no GPU
+    assert len(result["batch_hits"]) == 2 and min(result["batch_hits"]) > 500
+    assert set(result["hits_per_second"]) == {"one device", "2 devices"} and result["ratio"] > 0
+    assert "ratio" in completed.stdout
