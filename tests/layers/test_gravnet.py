@@ -111,6 +111,13 @@ def test_config_round_trip_and_output_shapes():
     outputs = layer([x, np.array([0, 5, 11])])
     assert tuple(tuple(o.shape) for o in outputs) == ((11, 9), (11, 2), (11, 8), (11, 8))
 
+    # return_order: also the graph's order and its inverse (the identity here: events too small to reorder).
+    ordered = GravNet.from_config({**config, "return_order": True})
+    assert ordered.compute_output_shape([(None, 4), (None,)]) == shapes + ((None,), (None,))
+    outputs = ordered([x, np.array([0, 5, 11])])
+    assert len(outputs) == 6 and [o.dtype for o in outputs[4:]] == [tf.int32, tf.int32]
+    np.testing.assert_array_equal(tf.gather(outputs[5], outputs[4]).numpy(), np.arange(11))
+
 
 def test_unknown_knn_backend_is_rejected():
     with pytest.raises(ValueError, match="valid names are: auto, brute, kdtree"):

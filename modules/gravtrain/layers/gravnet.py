@@ -58,13 +58,16 @@ class GravNet(keras.layers.Layer):
         n_propagate: P (F_LR in the paper), propagated features f (``feature_projection``, W_f, b_f).
         feature_activation: name of the Keras activation ``act`` applied to f.
         knn: kNN backend, one of ``KNN_BACKENDS`` (``"auto"``, ``"brute"``, ``"kdtree"``).
+        return_order: also return the order the graph was built in and its inverse, so that a layer reading the
+            graph (``DistanceWeightedMessagePassing``) can run in it too.
 
     Call arguments:
         inputs: ``[x, row_splits]``; ``row_splits`` (E+1,) integer event boundaries.
 
     Returns:
         ``(out, coords, nidx, dist_sq)``: ``coords = s``; ``nidx`` and ``dist_sq`` as from ``select_knn``
-        (K+1 columns, the hit itself first, -1 / 0 for padding).
+        (K+1 columns, the hit itself first, -1 / 0 for padding). With ``return_order`` also ``order`` and
+        ``inverse`` of ``select_knn_spatially_ordered`` (the identity where the hits were not reordered).
 
     Shapes:
         x (V, F), row_splits (E+1,) -> out (V, F_out), coords (V, S), nidx (V, K+1) int32, dist_sq (V, K+1),
@@ -83,6 +86,7 @@ class GravNet(keras.layers.Layer):
         n_propagate: int,
         feature_activation: str = "elu",
         knn: str = "auto",
+        return_order: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,6 +101,7 @@ class GravNet(keras.layers.Layer):
         self.n_propagate = int(n_propagate)
         self.feature_activation = feature_activation
         self.knn = knn
+        self.return_order = bool(return_order)
         # Keras' jit_compile="auto" must not XLA-compile a model whose kNN runs in SciPy.
         self.supports_jit = knn != "kdtree"
         self.coordinate_projection = keras.layers.Dense(
@@ -139,20 +144,22 @@ class GravNet(keras.layers.Layer):
         # The graph in the input order: row i is ordered row inverse[i], its indices mapped back through order.
         rows = tf.gather(nidx, inverse)
         nidx = tf.where(rows >= 0, tf.gather(order, tf.maximum(rows, 0)), rows)
-        return out, coords, nidx, permute_rows(dist_sq, inverse, order)
+        outputs = (out, coords, nidx, permute_rows(dist_sq, inverse, order))
+        return outputs + (order, inverse) if self.return_order else outputs
 
     def compute_output_shape(self, input_shape):
         n_hits = tuple(input_shape[0])[0]
-        return (
+        shapes = (
             (n_hits, self.n_filters),
             (n_hits, self.n_dimensions),
             (n_hits, self.n_neighbours + 1),
             (n_hits, self.n_neighbours + 1),
         )
+        return shapes + ((n_hits,), (n_hits,)) if self.return_order else shapes
 
     def compute_output_spec(self, inputs):
         shapes = self.compute_output_shape([inputs[0].shape, inputs[1].shape])
-        dtypes = (self.compute_dtype, self.compute_dtype, "int32", self.compute_dtype)
+        dtypes = (self.compute_dtype, self.compute_dtype, "int32", self.compute_dtype, "int32", "int32")
         return tuple(keras.KerasTensor(shape, dtype=dtype) for shape, dtype in zip(shapes, dtypes))
 
     def get_config(self):
@@ -165,6 +172,7 @@ class GravNet(keras.layers.Layer):
                 "n_propagate": self.n_propagate,
                 "feature_activation": self.feature_activation,
                 "knn": self.knn,
+                "return_order": self.return_order,
             }
         )
         return config

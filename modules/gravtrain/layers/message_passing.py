@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from .aggregation import weighted_neighbour_mean_max
+from .knn import permute_rows
 
 
 @keras.saving.register_keras_serializable(package="gravtrain")
@@ -22,16 +24,21 @@ class DistanceWeightedMessagePassing(keras.layers.Layer):
 
     where j runs over the non-padding columns of ``nidx[i]`` (the hit itself included).
 
+    Given a permutation of the rows in which neighbours are close in memory (GravNet's k-d tree ``order``, and
+    its ``inverse``), the graph is read in that order, the L aggregations run on the rows in it, and the messages
+    are permuted back: the same outputs (sums per row in the same column order), with gathers that stay in cache.
+
     Args:
         n_feature_transformation: [n_1, ..., n_L], widths of the Dense layers W_l (list attribute ``transforms``).
         activation: name of the Keras activation ``act``.
 
     Call arguments:
-        inputs: ``[x, nidx, dist_sq]``, e.g. GravNet's graph: ``nidx`` with the hit itself in column 0 and -1 for
-            padding, ``dist_sq`` the squared distances d^2_ij.
+        inputs: ``[x, nidx, dist_sq]`` or ``[x, nidx, dist_sq, order, inverse]``, e.g. GravNet's graph (and its
+            order, ``GravNet(return_order=True)``): ``nidx`` with the hit itself in column 0 and -1 for padding,
+            ``dist_sq`` the squared distances d^2_ij, both in the input order.
 
     Shapes:
-        x (V, F), nidx (V, K+1), dist_sq (V, K+1) -> out (V, 2 (n_1 + ... + n_L) + F),
+        x (V, F), nidx (V, K+1), dist_sq (V, K+1), order (V,), inverse (V,) -> out (V, 2 (n_1 + ... + n_L) + F),
         with V hits, F input features, K neighbours.
     """
 
@@ -53,14 +60,24 @@ class DistanceWeightedMessagePassing(keras.layers.Layer):
             width = 2 * n_out
 
     def call(self, inputs):
-        x, nidx, dist_sq = inputs
-        hidden = x
+        x, nidx, dist_sq = inputs[:3]
+        ordered = len(inputs) == 5
+        if ordered:  # the graph in that order: row p is row order[p], its indices positions in the order
+            order, inverse = inputs[3], inputs[4]
+            rows = tf.gather(nidx, order)
+            nidx = tf.where(rows >= 0, tf.gather(inverse, tf.maximum(rows, 0)), rows)
+            dist_sq = permute_rows(dist_sq, order, inverse)
+            hidden = permute_rows(x, order, inverse)
+        else:
+            hidden = x
         messages = []
         for transform in self.transforms:
             transformed = transform(hidden)
             mean, maximum = weighted_neighbour_mean_max(transformed, nidx, dist_sq)
             hidden = ops.concatenate([mean - transformed, maximum - transformed], axis=-1)
             messages.append(hidden)
+        if ordered:
+            messages = [permute_rows(message, inverse, order) for message in messages]
         return ops.concatenate(messages + [x], axis=-1)
 
     def compute_output_shape(self, input_shape):

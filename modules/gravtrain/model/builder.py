@@ -7,9 +7,9 @@ The network, for ``features`` (V, F) and ``row_splits`` (E+1,) of a batch, follo
     h      = BN(embed_hit_or_track(z, is_track))                     hit_track_embedding, batch_norm_embedding
     for each GravNet iteration i (Architecture.gravnet[i]):
         h  = BN(dense blocks(h))                                     dense_pre_gravnet_i_j, batch_norm_pre_gravnet_i
-        g, s, nidx, d² = GravNet([c ++ h, row_splits])               gravnet_i   (its space starts as c)
+        g, s, nidx, d², π = GravNet([c ++ h, row_splits])            gravnet_i   (its space starts as c)
         g  = BN(regularise(g; d², nidx, positions))                  gravnet_space_regularizer_i, batch_norm_gravnet_i
-        g  = BN(message passing(g; nidx, d²))                        message_passing_i, batch_norm_message_passing_i
+        g  = BN(message passing(g; nidx, d², π))                     message_passing_i, batch_norm_message_passing_i
         h  = BN(dense blocks(g))                                     dense_post_message_passing_i_j,
                                                                      batch_norm_post_message_passing_i
         keep h as o_i
@@ -24,7 +24,9 @@ GravNet and after message passing). Layer names are deterministic; indices are t
 (0-based), so ``dense_pre_gravnet_0_1`` is block ``Architecture.dense_pre_gravnet.1`` of GravNet iteration 0, and
 ``freeze`` patterns such as ``gravnet_0*`` or ``dense_final_*`` select what they say. Dropout and layer-norm
 layers are named after their block (``dense_final_0_dropout``, ``gravnet_0_layer_norm``).
-The message passing and its batch norm are left out when ``Architecture.message_passing`` is empty.
+π is the order of GravNet's graph (the k-d tree's, neighbours close in memory; ``return_order``), in which
+message passing reads it too. The message passing and its batch norm are left out when
+``Architecture.message_passing`` is empty.
 The layers of iteration i, from ``dense_pre_gravnet_i_0`` to ``batch_norm_post_message_passing_i``
 (`iteration_of`), are what ``Training.N.recompute`` runs again in the backward pass (`recomputing_forward`).
 
@@ -259,17 +261,18 @@ class _ModelCompiler:
             hidden = self._dense_blocks(hidden, self.architecture.dense_pre_gravnet, f"dense_pre_gravnet_{i}")
             hidden = self._batch_norm(hidden, f"batch_norm_pre_gravnet_{i}")
             gravnet_input = keras.layers.Concatenate(name=f"gravnet_{i}_input")([seed, hidden])
-            hidden, _, nidx, dist_sq = GravNet(
+            hidden, _, nidx, dist_sq, order, inverse = GravNet(
                 n_neighbours=block.n, n_dimensions=self.architecture.n_gravnet_space_coordinates,
                 n_filters=block.n_filters, n_propagate=block.n_propagate,
-                feature_activation=self.dense_options.activation, knn=self.architecture.knn, name=f"gravnet_{i}",
+                feature_activation=self.dense_options.activation, knn=self.architecture.knn, return_order=True,
+                name=f"gravnet_{i}",
             )([gravnet_input, row_splits])
             hidden = GravNetSpaceRegularizer(self.architecture.gravnet_space_regularizer,
                                              name=f"gravnet_space_regularizer_{i}")(
                 [hidden, dist_sq, nidx, positions, row_splits])
             hidden = self._maybe_layer_norm(hidden, f"gravnet_{i}")
             hidden = self._batch_norm(hidden, f"batch_norm_gravnet_{i}")
-            hidden = self._message_passing(hidden, nidx, dist_sq, i)
+            hidden = self._message_passing(hidden, [nidx, dist_sq, order, inverse], i)
             hidden = self._dense_blocks(hidden, self.architecture.dense_post_message_passing,
                                         f"dense_post_message_passing_{i}")
             hidden = self._batch_norm(hidden, f"batch_norm_post_message_passing_{i}")
@@ -287,12 +290,14 @@ class _ModelCompiler:
                                                       name="fill_space_regularizer")([heads["ccoords"], row_splits])
         return outputs
 
-    def _message_passing(self, hidden, nidx, dist_sq, i: int):
+    def _message_passing(self, hidden, graph: list, i: int):
+        """Message passing over ``graph``: ``[nidx, dist_sq]``, or GravNet's ``[nidx, dist_sq, order, inverse]``
+        (run in GravNet's order)."""
         if not self.architecture.message_passing:
             return hidden
         widths = [message_block.n for message_block in self.architecture.message_passing]
         hidden = DistanceWeightedMessagePassing(widths, activation=self.dense_options.activation,
-                                                name=f"message_passing_{i}")([hidden, nidx, dist_sq])
+                                                name=f"message_passing_{i}")([hidden, *graph])
         hidden = self._maybe_layer_norm(hidden, f"message_passing_{i}")
         return self._batch_norm(hidden, f"batch_norm_message_passing_{i}")
 
@@ -349,7 +354,7 @@ class _NoiseFilterCompiler(_ModelCompiler):
             hidden = self._batch_norm(hidden, f"batch_norm_pre_gravnet_{i}")
             nidx, dist_sq = NeighbourGraph(block.n, knn=self.architecture.knn,
                                            name=f"neighbour_graph_{i}")([positions, row_splits])
-            hidden = self._message_passing(hidden, nidx, dist_sq, i)
+            hidden = self._message_passing(hidden, [nidx, dist_sq], i)
             hidden = self._dense_blocks(hidden, self.architecture.dense_post_message_passing,
                                         f"dense_post_message_passing_{i}")
             hidden = self._batch_norm(hidden, f"batch_norm_post_message_passing_{i}")
