@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from .aggregation import weighted_neighbour_mean_max
-from .knn import KNN_BACKENDS, permute_rows, select_knn_spatially_ordered
+from .knn import KNN_BACKENDS, permute_graph, permute_rows, select_knn_spatially_ordered
 
 
 @keras.saving.register_keras_serializable(package="gravtrain")
@@ -142,9 +141,7 @@ class GravNet(keras.layers.Layer):
         mean, maximum = permute_rows(mean, inverse, order), permute_rows(maximum, inverse, order)
         out = self.output_dense(ops.concatenate([mean - features, maximum - features, x], axis=-1))
         # The graph in the input order: row i is ordered row inverse[i], its indices mapped back through order.
-        rows = tf.gather(nidx, inverse)
-        nidx = tf.where(rows >= 0, tf.gather(order, tf.maximum(rows, 0)), rows)
-        outputs = (out, coords, nidx, permute_rows(dist_sq, inverse, order))
+        outputs = (out, coords, permute_graph(nidx, inverse, order), permute_rows(dist_sq, inverse, order))
         return outputs + (order, inverse) if self.return_order else outputs
 
     def compute_output_shape(self, input_shape):

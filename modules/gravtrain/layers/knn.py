@@ -197,6 +197,13 @@ def permute_rows(x, order, inverse):
     return permute(x)
 
 
+def permute_graph(nidx, order, inverse):
+    """The neighbour indices of a graph whose rows are permuted by ``order``: row p is row ``order[p]``, each
+    index the new position of its row (``inverse``); padding (-1) stays."""
+    rows = tf.gather(nidx, order)
+    return tf.where(rows >= 0, tf.gather(inverse, tf.maximum(rows, 0)), rows)
+
+
 @tf.function(reduce_retracing=True)
 def _find_neighbours_in_graph(coords, row_splits, k: int, backend: str):
     return KNN_BACKENDS[backend](coords, row_splits, k)

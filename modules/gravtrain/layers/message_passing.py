@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from .aggregation import weighted_neighbour_mean_max
-from .knn import permute_rows
+from .knn import permute_graph, permute_rows
 
 
 @keras.saving.register_keras_serializable(package="gravtrain")
@@ -64,9 +63,7 @@ class DistanceWeightedMessagePassing(keras.layers.Layer):
         ordered = len(inputs) == 5
         if ordered:  # the graph in that order: row p is row order[p], its indices positions in the order
             order, inverse = inputs[3], inputs[4]
-            rows = tf.gather(nidx, order)
-            nidx = tf.where(rows >= 0, tf.gather(inverse, tf.maximum(rows, 0)), rows)
-            dist_sq = permute_rows(dist_sq, order, inverse)
+            nidx, dist_sq = permute_graph(nidx, order, inverse), permute_rows(dist_sq, order, inverse)
             hidden = permute_rows(x, order, inverse)
         else:
             hidden = x

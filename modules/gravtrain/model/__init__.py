@@ -27,6 +27,7 @@ __all__ = [
     "HIT_INDEX", "HIT_ROW_SPLITS", "NOISE_FILTER_TERM_NAMES", "NoiseFilterLoss", "PreModel", "SIGNAL_SCORE", "load_pre_model", "pre_model_of", "weights_sha256",
     "INPUT_NAMES", "LOSS_TERM_NAMES", "ModelFileError", "OPTIMIZERS", "ObjectCondensationLoss", "TRACK_FLAG_FEATURE",
     "apply_batch_norm_options", "batch_norm_layers", "batch_norm_options", "build_loss", "build_model",
-    "check_stage_options", "creation_scope", "data_parallel_strategy", "feature_names", "iteration_of", "load_model", "loss_options", "make_optimizer", "model_summary",
+    "check_stage_options", "creation_scope", "data_parallel_strategy", "feature_names", "iteration_of",
+    "load_model", "loss_options", "make_optimizer", "model_summary",
     "recomputing_forward", "regularizer_values", "replica_devices",
 ]

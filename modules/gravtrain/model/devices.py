@@ -54,7 +54,8 @@ def data_parallel_strategy(devices: int) -> tf.distribute.Strategy | None:
     names = replica_devices(devices)
     # NCCL all-reduce exists for GPUs only; copies on CPU devices are summed on one device.
     on_gpus = all("GPU" in name.upper() for name in names)
-    return tf.distribute.MirroredStrategy(names, cross_device_ops=None if on_gpus else tf.distribute.ReductionToOneDevice())
+    return tf.distribute.MirroredStrategy(
+        names, cross_device_ops=None if on_gpus else tf.distribute.ReductionToOneDevice())
 
 
 def creation_scope(strategy: tf.distribute.Strategy | None):

@@ -140,6 +140,8 @@ def _check_batches_per_step(config: Config, train_store) -> None:
     """``ConfigError`` for a stage whose batch size packs the training events into fewer batches than a step on
     ``General.devices`` devices takes (one per device): it would train on nothing."""
     devices, issues = config.General.devices, []
+    if devices == 1:  # (a stage of no batches at all is the skipped events' warning, `_report_skipped`)
+        return
     for index, stage in enumerate(config.Training):
         n_batches = HitBudgetBatcher(train_store, stage.batch_size, seed=config.General.seed).plan(0).n_batches
         if n_batches < devices:
