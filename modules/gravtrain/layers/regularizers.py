@@ -40,7 +40,7 @@ class _PassThroughRegularizer(keras.layers.Layer):
         self.value = None
 
     def build(self, input_shape):
-        # aggregation "mean": on several devices (gravtrain.training.devices) the copies record the mean value.
+        # aggregation "mean": on several devices (gravtrain.model.devices) the copies record the mean value.
         self.value = self.add_weight(shape=(), initializer="zeros", trainable=False, name="value", aggregation="mean")
 
     def _record(self, loss, training):
