@@ -75,6 +75,18 @@ def test_a_queued_point_whose_process_died_before_suggesting_it_is_queued_again(
     assert again.number == 1 and Space("uniform", (0.1, 1.0)).suggest(again, "x") == 0.25
 
 
+def test_a_trial_killed_between_two_suggests_is_requeued_with_the_part_it_had():
+    study = new_study()
+    trial = next_trial(study, 2)
+    x = Space("uniform", (0.1, 1.0)).suggest(trial, "x")  # died before suggesting "y"
+    trial.set_user_attr(PID, dead_pid())
+    assert requeue_stale_trials(study) == [0]
+    again = next_trial(study, 2)
+    assert Space("uniform", (0.1, 1.0)).suggest(again, "x") == x  # the part it had is kept
+    y = Space("uniform", (2.0, 3.0)).suggest(again, "y")  # the rest is sampled
+    assert 2.0 <= y <= 3.0 and study.trials[1].params == {"x": x, "y": y}
+
+
 def test_a_trial_whose_process_died_before_it_had_a_point_only_frees_its_slot():
     study = new_study()
     trial = next_trial(study, 2)

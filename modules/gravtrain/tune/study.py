@@ -9,7 +9,8 @@ Optuna accepts (``sqlite:///sweeps.db``, ``postgresql://...``).
 A study has exactly ``trials`` *slots*: every trial is a slot except those gravtrain set aside, with the user
 attribute `SET_ASIDE`:
 - ``requeued``: a trial left RUNNING by a process that died; `requeue_stale_trials` puts a copy of its
-  params back in the queue (a WAITING trial, which the next `ask` takes) and closes it as FAIL;
+  params back in the queue (a WAITING trial, which the next `ask` takes) and closes it as FAIL. A trial that
+  died between two ``suggest`` calls had part of a point: the copy keeps that part and samples the rest;
 - ``unstarted``: a trial left RUNNING by a process that died before the trial had a point (between Optuna's
   ``ask`` and the first ``suggest``): nothing to train again, so `requeue_stale_trials` only closes it as FAIL
   and its slot goes to the next trial asked;
