@@ -62,16 +62,13 @@ def build_step(config, stats, strategy):
     """The config's model, optimizer, loss and train step, on ``strategy``'s devices (None: one device)."""
     import keras
 
-    from gravtrain.model import build_loss, build_model, creation_scope, make_optimizer
+    from gravtrain.model import build_training_parts
     from gravtrain.training.step import TrainingStep
 
     keras.utils.set_random_seed(config.General.seed)
-    with creation_scope(strategy):
-        model = build_model(config, stats)
-        optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
-        optimizer.build(model.trainable_variables)
-        loss = build_loss(config, 0)
-    return TrainingStep(model, loss, optimizer, recompute=config.Training[0].recompute, strategy=strategy)
+    parts = build_training_parts(config, stats, strategy)
+    return TrainingStep(parts.model, parts.loss, parts.optimizer, recompute=config.Training[0].recompute,
+                        strategy=strategy)
 
 
 def main(argv=None) -> int:

@@ -58,15 +58,13 @@ def run_child(args) -> dict:
 
     from gravtrain.data import FeatureStats, simulate_events
     from gravtrain.data.batching import HitBudgetBatcher
-    from gravtrain.model import build_loss, build_model, make_optimizer
+    from gravtrain.model import build_training_parts
     from gravtrain.training.step import TrainingStep
 
     config = main_config(args.filter if args.child == "filtered" else None)
     store = simulate_events(args.events, **EVENT_OPTIONS)
-    model = build_model(config, FeatureStats.from_store(store))
-    optimizer = make_optimizer(config.Optimizer, 1e-4)
-    optimizer.build(model.trainable_variables)
-    step = TrainingStep(model, build_loss(config), optimizer)
+    parts = build_training_parts(config, FeatureStats.from_store(store))
+    step = TrainingStep(parts.model, parts.loss, parts.optimizer)
     batches = list(HitBudgetBatcher(store, int(store.event_sizes.max()), shuffle=False).dataset(0))
     result = {"hits_per_event": store.event_sizes.tolist()}
     if args.child != "baseline":

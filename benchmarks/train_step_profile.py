@@ -201,7 +201,7 @@ def prepare(args) -> PreparedStep:
     from gravtrain.config import load_config
     from gravtrain.data import FeatureStats, load_event_sets
     from gravtrain.data.batching import HitBudgetBatcher
-    from gravtrain.model import build_loss, build_model, make_optimizer
+    from gravtrain.model import build_training_parts
     from gravtrain.training.step import TrainingStep
 
     if args.events_per_batch < 1:
@@ -212,10 +212,9 @@ def prepare(args) -> PreparedStep:
     budget = int(sum(sorted(train_store.event_sizes)[-args.events_per_batch:]))  # room for that many events
     config = load_config(args.config, overrides + [f"Training.0.batch_size={budget}"])
     stats = FeatureStats.from_store(train_store)
-    model = build_model(config, stats)
-    optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
-    optimizer.build(model.trainable_variables)
-    step = TrainingStep(model, build_loss(config, 0), optimizer, recompute=config.Training[0].recompute)
+    parts = build_training_parts(config, stats)
+    model = parts.model
+    step = TrainingStep(model, parts.loss, parts.optimizer, recompute=config.Training[0].recompute)
     batcher = HitBudgetBatcher(train_store, config.Training[0].batch_size, seed=0, shuffle=False)
 
     started, batches = time.perf_counter(), []

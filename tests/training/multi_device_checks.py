@@ -20,7 +20,7 @@ from gravtrain.config.schema import Config  # noqa: E402
 from gravtrain.data import FeatureStats, simulate_events  # noqa: E402
 from gravtrain.data.batching import HitBudgetBatcher  # noqa: E402
 from gravtrain.model import (  # noqa: E402
-    build_loss, build_model, creation_scope, data_parallel_strategy, make_optimizer, pre_model_of,
+    build_model, build_training_parts, data_parallel_strategy,
 )
 from gravtrain.training.step import TrainingStep  # noqa: E402
 from tests.model.conftest import small_config  # noqa: E402
@@ -40,12 +40,8 @@ def components(variable) -> list[np.ndarray]:
 
 def make(config: Config, stats: FeatureStats, strategy):
     keras.utils.set_random_seed(3)
-    with creation_scope(strategy):
-        model = build_model(config, stats, pre_model=pre_model_of(config, stats.names))
-        optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
-        optimizer.build(model.trainable_variables)
-        loss = build_loss(config, 0)
-    return model, optimizer, TrainingStep(model, loss, optimizer, strategy=strategy)
+    parts = build_training_parts(config, stats, strategy)
+    return parts.model, parts.optimizer, TrainingStep(parts.model, parts.loss, parts.optimizer, strategy=strategy)
 
 
 def every_variable(model, optimizer) -> list:

@@ -435,7 +435,7 @@ def test_adamw_trains_the_toy_config_for_one_epoch(tmp_path, monkeypatch):
     epoch) with the ``weight_decay`` it is given, through the one training path."""
     import keras
 
-    from gravtrain.training import loop
+    from gravtrain.model import training_parts
 
     built = []
 
@@ -443,8 +443,8 @@ def test_adamw_trains_the_toy_config_for_one_epoch(tmp_path, monkeypatch):
         built.append(real_make_optimizer(options, learning_rate))
         return built[-1]
 
-    real_make_optimizer = loop.make_optimizer
-    monkeypatch.setattr(loop, "make_optimizer", make_optimizer)
+    real_make_optimizer = training_parts.make_optimizer
+    monkeypatch.setattr(training_parts, "make_optimizer", make_optimizer)
     config = json.loads(json.dumps(TINY))
     config["Optimizer"] = {"name": "adamw", "weight_decay": 0.01}
     config["Training"] = config["Training"][:1]

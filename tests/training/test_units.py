@@ -12,7 +12,7 @@ import tensorflow as tf
 from gravtrain.config import ConfigError
 from gravtrain.data import FeatureStats, simulate_events
 from gravtrain.data.batching import HitBudgetBatcher
-from gravtrain.model import batch_norm_options, build_loss, build_model, loss_options, make_optimizer
+from gravtrain.model import batch_norm_options, build_model, build_training_parts, loss_options
 from gravtrain.training import checkpoint as ckpt
 from gravtrain.training.recorder import EpochAverages, MetricRecorder
 from gravtrain.training.stages import apply_freeze, check_freeze_patterns
@@ -27,11 +27,8 @@ def events():
 
 
 def make_step(config, events):
-    model = build_model(config, FeatureStats.from_store(events))
-    optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
-    optimizer.build(model.trainable_variables)
-    loss = build_loss(config, 0)
-    return model, optimizer, TrainingStep(model, loss, optimizer)
+    parts = build_training_parts(config, FeatureStats.from_store(events))
+    return parts.model, parts.optimizer, TrainingStep(parts.model, parts.loss, parts.optimizer)
 
 
 def two_stage_config(**changes):

@@ -22,6 +22,7 @@ from gravtrain.model.stage_options import (
     loss_options,
 )
 from gravtrain.model.summary import model_summary
+from gravtrain.model.training_parts import TrainingParts, build_training_parts
 
 __all__ = [
     "HIT_INDEX", "HIT_ROW_SPLITS", "NOISE_FILTER_TERM_NAMES", "NoiseFilterLoss", "PreModel", "SIGNAL_SCORE", "load_pre_model", "pre_model_of", "weights_sha256",
@@ -29,5 +30,5 @@ __all__ = [
     "apply_batch_norm_options", "batch_norm_layers", "batch_norm_options", "build_loss", "build_model",
     "check_stage_options", "creation_scope", "data_parallel_strategy", "feature_names", "iteration_of",
     "load_model", "loss_options", "make_optimizer", "model_summary",
-    "recomputing_forward", "regularizer_values", "replica_devices",
+    "recomputing_forward", "regularizer_values", "replica_devices", "TrainingParts", "build_training_parts",
 ]

@@ -37,15 +37,11 @@ from gravtrain.model import (
     apply_batch_norm_options,
     batch_norm_layers,
     batch_norm_options,
-    build_loss,
-    build_model,
+    build_training_parts,
     check_stage_options,
-    creation_scope,
     data_parallel_strategy,
     loss_options,
-    make_optimizer,
     model_summary,
-    pre_model_of,
 )
 from gravtrain.tracking import StoreWriteError
 from gravtrain.training import checkpoint as ckpt
@@ -99,13 +95,9 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
     logger.info("%d training events (%d hits), %d validation events", train_store.n_events, train_store.n_hits,
                 val_store.n_events)
     _check_batches_per_step(config, train_store)
-    with creation_scope(strategy):  # on several devices, every variable mirrored on each
-        pre_model = pre_model_of(config, stats.names)
-        model = build_model(config, stats, pre_model=pre_model)
-        check_freeze_patterns(config, model)
-        optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
-        optimizer.build(model.trainable_variables)
-        loss = build_loss(config, 0)
+    parts = build_training_parts(config, stats, strategy)  # on several devices, every variable mirrored on each
+    model, optimizer, loss, pre_model = parts.model, parts.optimizer, parts.loss, parts.pre_model
+    check_freeze_patterns(config, model)
     if strategy is not None:
         logger.info("training on %d devices (%s): each step takes one batch per device", strategy.num_replicas_in_sync,
                     ", ".join(strategy.extended.worker_devices))
