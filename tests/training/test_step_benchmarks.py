@@ -60,3 +60,25 @@ def test_the_data_parallel_benchmark_times_one_device_against_two(tmp_path):
     assert len(result["batch_hits"]) == 2 and min(result["batch_hits"]) > 500
     assert set(result["hits_per_second"]) == {"one device", "2 devices"} and result["ratio"] > 0
     assert "ratio" in completed.stdout
+
+
+@pytest.mark.slow
+def test_the_xla_benchmark_compiles_the_model_per_batch_shape(tmp_path):
+    out = tmp_path / "xla.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "xla_step.py"), "--set", "Data.toy.n_train_events=6",
+         "--set", "Training.0.batch_size=1500", "--batches", "2", "--rounds", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert len(result["batch_hits"]) == 2 and len(set(result["batch_hits"])) == 2
+    assert set(result["hits_per_second"]) == {"graph", "graph-brute", "xla"}
+    # Under XLA a new batch shape is compiled again: its first call costs more than its compiled step.
+    assert result["first_call_seconds"]["xla"][1] > result["step_seconds"]["xla"][1]
+    assert result["compile_seconds_per_shape"] > 0
+    # From the same weights the variants' outputs agree to rounding, but around a hit whose k-th neighbour swaps
+    # with one as far (a wrong formula would move nearly all of them).
+    assert max(result["outputs_differing_on_first_batch"].values()) < 0.05
+    # The loss's data-dependent shapes (the hit-object pairs) keep it out of XLA.
+    assert not result["whole_step_compiles"] and "RaggedRange" in result["whole_step_error"]
+    assert "per batch shape" in completed.stdout
