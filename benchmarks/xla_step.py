@@ -6,8 +6,8 @@ guard and the metrics of `gravtrain.training.step.TrainingStep` are left out of 
 copy of the config's model, built from the same seed:
 
 - ``graph``: graph mode, one trace for every batch (a ``tf.function`` with an input signature), with the kNN
-  and aggregation that ``auto`` picks: on a CPU the k-d tree and the compiled kernels, on a GPU the brute-force
-  search and the vectorised aggregation. What training runs.
+  and aggregation that ``auto`` picks: on a CPU the k-d tree (brute force where no event has more than 512
+  hits) and the compiled kernels, on a GPU the brute-force search and the vectorised aggregation. What training runs.
 - ``graph-brute``: graph mode with ``Architecture.knn: brute`` and the vectorised aggregation: the ops XLA
   compiles in ``xla``, not compiled.
 - ``xla``: the model's forward pass in a ``tf.function(jit_compile=True)``; TensorFlow compiles its gradient
