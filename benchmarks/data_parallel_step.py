@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "data_parallel_step.json"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_step_profile import toy_overrides  # noqa: E402
+from train_step_profile import machine, toy_overrides  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -121,9 +120,7 @@ def main(argv=None) -> int:
         "warm_up_seconds": warm_up, "round_seconds": {k: [round(s, 3) for s in v] for k, v in seconds.items()},
         "hits_per_second": {k: round(v, 1) for k, v in hits_per_second.items()},
         "ratio": round(ratio, 3),
-        "machine": {"cpu": platform.processor() or platform.machine(), "logical_cores": os.cpu_count(),
-                    "load_average": os.getloadavg(), "tensorflow": tf.__version__,
-                    "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]},
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     note = " (logical CPU devices sharing the cores: not what GPUs would give)" if kind == "CPU" else ""

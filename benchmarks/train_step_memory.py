@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -35,8 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import train_step_profile as profile  # noqa: E402
 from train_step_profile import REPO, OpSorter, prepare, profiled_step  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "train_step_memory.json"
 
@@ -104,8 +101,7 @@ def main(argv=None) -> int:
                                    for name, value in sorted(by_layer.items(), key=lambda item: -item[1])},
         "largest": [{**a, "bytes_per_hit": round(a["bytes"] / n_hits)} for a in alive[:args.top]],
         "peak_rss_gb": round(profile.peak_rss_gb(), 3),
-        "machine": {"cpu": platform.processor() or platform.machine(), "logical_cores": os.cpu_count(),
-                    "tensorflow": tf.__version__},
+        "machine": profile.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     print(f"allocator peak {peak / 1e9:.3f} GB = {peak / n_hits / 1e3:.1f} kB per hit ({n_hits} hits); alive at the "

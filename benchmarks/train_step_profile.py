@@ -165,6 +165,13 @@ def profile_ops(step, batch, logdir: str) -> list[dict]:
             for row in rows if row["type"] != "IDLE"]
 
 
+def machine() -> dict:
+    """What the step benchmarks' JSON says of the machine: CPU, cores, load, TensorFlow and the GPUs it sees."""
+    return {"cpu": platform.processor() or platform.machine(), "logical_cores": os.cpu_count(),
+            "load_average": os.getloadavg(), "tensorflow": tf.__version__,
+            "gpus": [device.name for device in tf.config.list_logical_devices("GPU")]}
+
+
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
@@ -277,8 +284,7 @@ def main(argv=None) -> int:
         "backward_share": round(sum(backward.values()) / op_total, 4), "ops_profiled": len(ops),
         "top_ops": [{**op, "part": sorter.place(op["name"]).part} for op in top_ops],
         "rss_before_first_step_gb": round(rss_before, 3), "peak_rss_gb": round(peak_rss_gb(), 3),
-        "machine": {"cpu": platform.processor() or platform.machine(), "logical_cores": os.cpu_count(),
-                    "load_average": os.getloadavg(), "tensorflow": tf.__version__},
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     print(f"step {median:.2f} s (median of {args.steps}; warm-up {warm_up:.1f} s): {n_hits / median:,.0f} hits/s; "

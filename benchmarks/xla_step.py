@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -59,6 +58,10 @@ import tensorflow as tf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "xla_step.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train_step_profile import machine  # noqa: E402
+
 VARIANTS = ("graph", "graph-brute", "xla")
 MODEL_INPUTS = ("features", "row_splits")
 #: Outputs further than this share of the largest output from ``graph``'s count as differing.
@@ -207,9 +210,7 @@ def main(argv=None) -> int:
         "output_max_difference_on_first_batch": {k: float(np.max(np.abs(v - reference))) / scale
                                                  for k, v in outputs.items()},
         "whole_step_compiles": compiles, "whole_step_error": reason,
-        "machine": {"cpu": platform.processor() or platform.machine(), "logical_cores": os.cpu_count(),
-                    "load_average": os.getloadavg(), "tensorflow": tf.__version__,
-                    "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]},
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     print(f"batches of {', '.join(map(str, hits))} hits; hits/s: "
