@@ -62,7 +62,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_step_profile import machine  # noqa: E402
 
-VARIANTS = ("graph", "graph-brute", "xla")
 MODEL_INPUTS = ("features", "row_splits")
 #: Outputs further than this share of the largest output from ``graph``'s count as differing.
 OUTPUT_TOLERANCE = 1e-4
@@ -130,8 +129,8 @@ class Variant:
             aggregation.AGGREGATION = saved
 
     def whole_step_compiles(self, batch) -> tuple[bool, str]:
-        """Whether XLA compiles the whole step (forward, loss, gradients, update) on ``batch``; the error's first
-        line if not."""
+        """Whether XLA compiles the whole step (forward, loss, gradients, update) on ``batch``; if not, the ops it
+        could not compile (or the error's first line)."""
         try:
             float(tf.function(self._step_function, jit_compile=True)(batch)[0])
         except tf.errors.InvalidArgumentError as error:
