@@ -67,7 +67,8 @@ def test_the_xla_benchmark_compiles_the_model_per_batch_shape(tmp_path):
     out = tmp_path / "xla.json"
     completed = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "xla_step.py"), "--set", "Data.toy.n_train_events=6",
-         "--set", "Training.0.batch_size=1500", "--batches", "2", "--rounds", "1", "--out", str(out)],
+         "--set", "Training.0.batch_size=1500", "--set", "Architecture.gravnet=[{n: 8}]",
+         "--set", "Architecture.message_passing=[{n: 8}]", "--batches", "2", "--rounds", "1", "--out", str(out)],
         capture_output=True, text=True, timeout=400, cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(out.read_text())
