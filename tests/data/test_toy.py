@@ -107,3 +107,19 @@ def test_bad_settings_are_refused(bad):
 def test_unknown_species_is_refused():
     with pytest.raises(ValueError, match="unknown species"):
         simulate_events(1, species=("gluon",))
+
+
+def test_a_muons_truth_energy_is_its_deposit_unless_true_muon_momentum():
+    """The field's convention (its CMSSW converter with ``use_true_muon_momentum`` off): a muon's t_energy is
+    what it left in recorded hits; ``true_muon_momentum=True`` gives its true energy. Nothing else changes."""
+    kwargs = dict(n_particles=(4, 6), energy_range=(5.0, 50.0), noise_hits=5, seed=11, species=("muon", "photon"))
+    field, true = simulate_events(6, **kwargs), simulate_events(6, true_muon_momentum=True, **kwargs)
+    np.testing.assert_array_equal(field.features, true.features)
+    muon_rows = (field.truth["t_pid"][:, PID_NAMES.index("muon")] > 0.5) & (field.truth["t_idx"][:, 0] >= 0)
+    assert muon_rows.sum() > 0 and (~muon_rows & (field.truth["t_idx"][:, 0] >= 0)).sum() > 0
+    np.testing.assert_array_equal(field.truth["t_energy"][muon_rows], field.truth["t_rec_energy"][muon_rows])
+    assert np.all(true.truth["t_energy"][muon_rows] > 2.0 * true.truth["t_rec_energy"][muon_rows])
+    np.testing.assert_array_equal(field.truth["t_energy"][~muon_rows], true.truth["t_energy"][~muon_rows])
+    for name in TRUTH_WIDTHS:
+        if name != "t_energy":
+            np.testing.assert_array_equal(field.truth[name], true.truth[name])

@@ -86,6 +86,9 @@ class ToyData:
     )
     noise_hits: int = key(200, min=0, doc="Mean number of noise hits per event (Poisson).")
     tracks: bool = key(True, doc="Add one track row per charged particle.")
+    true_muon_momentum: bool = key(
+        False, doc="A muon's truth energy: false (the field's convention) is what it deposited in the calorimeter's "
+        "recorded hits, so muons rarely pass an energy threshold; true is its true energy (momentum).")
     seed: int = key(1, min=0, doc="Simulator seed, separate from General.seed so data stays fixed across runs.")
 
     def cross_check(self) -> list[tuple[str, str]]:

@@ -12,7 +12,8 @@ One event = particles (see :mod:`gravtrain.data.showers`) -> energy spots -> cel
    0.5 % (+) 0.01 % x p/GeV) as energy and the impact point on the calorimeter front as position.
 5. Rows are shuffled, so their order carries no truth.
 
-Truth of an object's rows: t_energy (true energy, GeV), t_pos (impact on the front face, cm), t_time (ns),
+Truth of an object's rows: t_energy (true energy, GeV; for a muon, by the field's convention, what it deposited
+in recorded cells, as t_rec_energy, unless ``true_muon_momentum``), t_pos (impact on the front face, cm), t_time (ns),
 t_pid (species; ``ambiguous`` when less than half of what the object deposited lies in cells it won),
 t_rec_energy (its deposit in recorded cells, GeV), t_fully_contained (at least 95 % of its shower inside the
 detector and not escaping), t_spectator (a calorimeter hit further than 3 energy-weighted RMS radii from
@@ -34,8 +35,8 @@ from gravtrain.data.event_store import EventStore
 from gravtrain.data.geometry import SPEED_OF_LIGHT_CM_PER_NS, CalorimeterGeometry, default_geometry
 from gravtrain.data.names import (FEATURE_DTYPE, N_FEATURES, NOISE_INDEX, PID_INDEX, PID_NAMES, TRUTH_DTYPES,
                                   TRUTH_WIDTHS)
-from gravtrain.data.showers import (SPECIES_FRACTIONS, SPECIES_IS_CHARGED, SPECIES_MASS_GEV, SPECIES_PID, Deposits,
-                                    Particles, generate_particles, shower_deposits, species_probabilities)
+from gravtrain.data.showers import (SPECIES_FRACTIONS, SPECIES_IS_CHARGED, SPECIES_MASS_GEV, SPECIES_NAMES, SPECIES_PID,
+                                    Deposits, Particles, generate_particles, shower_deposits, species_probabilities)
 
 logger = logging.getLogger(__name__)
 
@@ -145,14 +146,29 @@ def _track_rows(rng: np.random.Generator, particles: Particles) -> tuple[np.ndar
     return rows, charged
 
 
-def _object_truth(particles: Particles, digits: dict, t_idx: np.ndarray) -> dict[str, np.ndarray]:
+def _true_energies(particles: Particles, digits: dict, true_muon_momentum: bool) -> np.ndarray:
+    """(n,) truth energy of each particle, GeV: its energy, except a muon's (unless ``true_muon_momentum``).
+
+    A muon crosses the calorimeter leaving MIP deposits, so the field's converter of CMSSW ntuples
+    (``use_true_muon_momentum`` off by default) gives it the energy it deposited in recorded hits as its truth
+    energy: what a calorimeter can measure of it, and what a shower's energy is compared with.
+    """
+    energy = particles.energy_gev.copy()
+    if not true_muon_momentum:
+        muon = particles.species == SPECIES_NAMES.index("muon")
+        energy[muon] = digits["rec_energy"][muon]
+    return energy
+
+
+def _object_truth(particles: Particles, digits: dict, t_idx: np.ndarray, *,
+                  true_muon_momentum: bool) -> dict[str, np.ndarray]:
     """Per-row truth of object rows (t_idx >= 0), from the per-particle quantities."""
     pid = SPECIES_PID[particles.species].copy()
     ambiguous = digits["won_energy"] < AMBIGUOUS_WON_FRACTION * digits["rec_energy"]
     pid[ambiguous] = PID_INDEX["ambiguous"]
     return {
         "t_idx": t_idx[:, None],
-        "t_energy": particles.energy_gev[t_idx, None],
+        "t_energy": _true_energies(particles, digits, true_muon_momentum)[t_idx, None],
         "t_pos": particles.impact_cm[t_idx],
         "t_time": particles.time_front_ns[t_idx, None],
         "t_pid": np.eye(len(PID_NAMES))[pid[t_idx]],
@@ -185,7 +201,7 @@ def _unique_flags(t_idx: np.ndarray, energy: np.ndarray) -> np.ndarray:
 
 def simulate_event(rng: np.random.Generator, geometry: CalorimeterGeometry, *, n_particles: tuple[int, int],
                    energy_range: tuple[float, float], noise_hits: float, tracks: bool,
-                   species_probability: np.ndarray = SPECIES_FRACTIONS):
+                   true_muon_momentum: bool = False, species_probability: np.ndarray = SPECIES_FRACTIONS):
     """One event: (features (V, F) float32, truth dict of (V, k) arrays, diagnostics dict of ints)."""
     particles = generate_particles(rng, geometry, n_particles=n_particles, energy_range=energy_range,
                                    species_probability=species_probability)
@@ -201,7 +217,7 @@ def simulate_event(rng: np.random.Generator, geometry: CalorimeterGeometry, *, n
 
     truth = {name: np.zeros((n_rows, width), TRUTH_DTYPES[name])
              for name, width in TRUTH_WIDTHS.items()}
-    for name, values in _object_truth(particles, digits, object_idx).items():
+    for name, values in _object_truth(particles, digits, object_idx, true_muon_momentum=true_muon_momentum).items():
         truth[name][:n_objects_rows] = values
     truth["t_idx"][n_objects_rows:] = NOISE_INDEX
     truth["t_spectator"][:len(calo_rows), 0] = _spectator_flags(particles, digits)
@@ -217,7 +233,7 @@ def simulate_event(rng: np.random.Generator, geometry: CalorimeterGeometry, *, n
 
 def simulate_events(n_events: int, *, n_particles: tuple[int, int] = (2, 10),
                     energy_range: tuple[float, float] = (1.0, 200.0), noise_hits: float = 200, tracks: bool = True,
-                    seed: int = 1, stream: int = TRAIN_STREAM, first_event: int = 0,
+                    true_muon_momentum: bool = False, seed: int = 1, stream: int = TRAIN_STREAM, first_event: int = 0,
                     species: tuple[str, ...] | None = None, geometry: CalorimeterGeometry | None = None) -> EventStore:
     """Simulate events ``first_event .. first_event + n_events - 1`` of a stream into an :class:`EventStore`.
 
@@ -227,6 +243,8 @@ def simulate_events(n_events: int, *, n_particles: tuple[int, int] = (2, 10),
         energy_range: [min, max] particle energy in GeV (log-uniform).
         noise_hits: mean number of noise hits per event (Poisson).
         tracks: add one track row per charged particle.
+        true_muon_momentum: give a muon its true energy as ``t_energy``; by default (the field's convention) it
+            gets the energy it deposited in recorded cells (``t_rec_energy``).
         seed: simulator seed; with ``stream`` and the event number it fixes each event.
         stream: independent event sequence (``TRAIN_STREAM`` = 0, ``VAL_STREAM`` = 1).
         first_event: number of the first event in the stream (to simulate a stream in pieces).
@@ -244,7 +262,8 @@ def simulate_events(n_events: int, *, n_particles: tuple[int, int] = (2, 10),
     for event_number in range(first_event, first_event + n_events):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, event_number)))
         f, t, d = simulate_event(rng, geometry, n_particles=tuple(n_particles), energy_range=tuple(energy_range),
-                                 noise_hits=noise_hits, tracks=tracks, species_probability=species_probability)
+                                 noise_hits=noise_hits, tracks=tracks, true_muon_momentum=true_muon_momentum,
+                                 species_probability=species_probability)
         features.append(f)
         truths.append(t)
         diagnostics.append(d)
@@ -265,12 +284,13 @@ def simulate_events(n_events: int, *, n_particles: tuple[int, int] = (2, 10),
 
 def simulate_toy_datasets(*, n_train_events: int, n_val_events: int, n_particles=(2, 10),
                           energy_range=(1.0, 200.0), noise_hits: int = 200, tracks: bool = True,
-                          seed: int = 1) -> tuple[EventStore, EventStore]:
+                          true_muon_momentum: bool = False, seed: int = 1) -> tuple[EventStore, EventStore]:
     """(training store, validation store) from the keys of the config's ``Data.toy`` block.
 
     The two sets are independent streams of the same seed, so changing ``n_train_events`` leaves the
     validation events unchanged.
     """
-    common = dict(n_particles=n_particles, energy_range=energy_range, noise_hits=noise_hits, tracks=tracks, seed=seed)
+    common = dict(n_particles=n_particles, energy_range=energy_range, noise_hits=noise_hits, tracks=tracks,
+                  true_muon_momentum=true_muon_momentum, seed=seed)
     return (simulate_events(n_train_events, stream=TRAIN_STREAM, **common),
             simulate_events(n_val_events, stream=VAL_STREAM, **common))
