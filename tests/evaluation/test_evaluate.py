@@ -13,8 +13,8 @@ import yaml
 from matplotlib.figure import Figure
 
 from gravtrain.config.schema import Evaluation
-from gravtrain.data import DataError, FeatureStats, simulate_events
-from gravtrain.evaluation import busiest_event, evaluate_model, predict_events, save_result
+from gravtrain.data import PID_NAMES, DataError, FeatureStats, simulate_events
+from gravtrain.evaluation import PHYSICS_METRIC_NAMES, busiest_event, evaluate_model, predict_events, save_result
 from gravtrain.layers import HEAD_NAMES
 from gravtrain.model import build_model
 from tests.model.conftest import SMALL, small_config
@@ -59,6 +59,12 @@ def test_evaluate_model_gives_metrics_and_figures(model, events, tmp_path):
     assert all(isinstance(figure, Figure) for figure in result.figures.values())
     assert result.display_event == busiest_event(events)
     assert "efficiency" in result.summary()
+    # the efficiency of each species with an object above the threshold, under its PID name
+    above = events.truth["t_energy"][:, 0] > m.energy_threshold
+    present = {PID_NAMES[c] for c in np.argmax(events.truth["t_pid"][above & (events.truth["t_idx"][:, 0] >= 0)], 1)}
+    assert present and set(m.class_efficiency) == present
+    assert {f"efficiency_{name}" for name in present} <= set(m.to_dict()) <= set(PHYSICS_METRIC_NAMES)
+    assert "efficiency by species above 10 GeV: " in result.summary()
     paths = save_result(result, tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["scalars"]["n_events"] == events.n_events

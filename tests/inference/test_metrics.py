@@ -9,8 +9,8 @@ import pytest
 
 from gravtrain.inference import DEFAULT_ENERGY_BINS, ShowerMetrics, compute_shower_metrics, evaluate_predictions
 
-SCALAR_NAMES = {"efficiency", "fake_rate", "response", "resolution", "efficiency_all", "fake_rate_all",
-                "response_all", "resolution_all", "energy_threshold", "n_events", "n_truth", "n_showers",
+SCALAR_NAMES = {"efficiency", "fake_rate", "response", "resolution", "efficiency_minus_fake_rate", "efficiency_all",
+                "fake_rate_all", "response_all", "resolution_all", "energy_threshold", "n_events", "n_truth", "n_showers",
                 "n_matched", "n_truth_above", "n_showers_above", "n_matched_above"}
 
 
@@ -153,6 +153,7 @@ def test_headline_metrics_above_the_energy_threshold_by_hand():
     assert metrics.efficiency == pytest.approx(1 / 2) and metrics.efficiency_all == pytest.approx(2 / 3)
     assert metrics.fake_rate == pytest.approx(1 / 2) and metrics.fake_rate_all == pytest.approx(2 / 4)
     assert metrics.response == pytest.approx(1.5) and metrics.resolution == pytest.approx(0.0)
+    assert metrics.to_dict()["efficiency_minus_fake_rate"] == pytest.approx(1 / 2 - 1 / 2)
     assert metrics.response_all == pytest.approx((0.8 + 1.5) / 2)
     assert metrics.to_dict()["energy_threshold"] == 10.0
     unthresholded = compute_shower_metrics([5.0, 20.0, 50.0], [4.0, 30.0, 12.0, 8.0], matched_objects=[0, 1],
@@ -211,3 +212,24 @@ def test_shower_with_its_track_assigned_elsewhere_still_matches():
                                    iou_threshold=0.5, is_track=is_track)
     assert (metrics.n_truth, metrics.n_showers, metrics.n_matched) == (2, 2, 2)
     assert metrics.efficiency == 1.0 and metrics.fake_rate == 0.0
+
+
+def test_efficiency_per_truth_class_by_hand():
+    # Objects (energy, class): (20, 0) matched, (30, 0) lost, (15, 1) matched, (5, 2) matched but below 10 GeV,
+    # (40, no class: a row of zeros) matched. Above 10 GeV: class 0 finds 1 of 2, class 1 1 of 1, class 2 has
+    # no object (no entry), and the classless object counts in the headline only.
+    one_hot = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]])
+    predictions = {"beta": np.array([0.9, 0.1, 0.9, 0.9, 0.9]), "ccoords": np.array([[0.0], [0.05], [10.0],
+                                                                                    [20.0], [30.0]])}
+    truth = {"t_idx": np.arange(5), "t_energy": np.array([20.0, 30.0, 15.0, 5.0, 40.0]), "t_pid": one_hot}
+    energy = np.array([20.0, 0.1, 15.0, 5.0, 40.0])
+    kwargs = dict(beta_threshold=0.5, distance_threshold=1.0, iou_threshold=0.5, energy_threshold=10.0)
+    metrics = evaluate_predictions(predictions, truth, energy, [0, 5], class_names=("a", "b", "c"), **kwargs)
+    assert metrics.efficiency == pytest.approx(3 / 4)
+    assert metrics.class_efficiency == {"a": pytest.approx(1 / 2), "b": pytest.approx(1.0)}
+    np.testing.assert_array_equal(metrics.class_counts_above, [2, 1, 0])
+    values = metrics.to_dict()
+    assert values["efficiency_a"] == pytest.approx(0.5) and values["efficiency_b"] == 1.0
+    assert "efficiency_c" not in values
+    without_names = evaluate_predictions(predictions, truth, energy, [0, 5], **kwargs)
+    assert without_names.class_efficiency == {} and set(without_names.to_dict()) == SCALAR_NAMES

@@ -5,8 +5,8 @@ training both call it.
 """
 
 from gravtrain.inference.filter_metrics import FILTER_METRIC_NAMES
-from gravtrain.inference.metrics import SCALAR_METRIC_NAMES as PHYSICS_METRIC_NAMES
 from gravtrain.evaluation.runner import (
+    PHYSICS_METRIC_NAMES,
     EvaluationResult,
     busiest_event,
     evaluate,

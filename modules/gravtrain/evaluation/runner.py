@@ -37,6 +37,7 @@ from gravtrain.inference import (
     filter_metrics,
     match_showers,
 )
+from gravtrain.inference.metrics import SCALAR_METRIC_NAMES
 from gravtrain.model import HIT_INDEX, HIT_ROW_SPLITS, SIGNAL_SCORE, feature_names, load_model
 from gravtrain.plotting import (
     coordinate_space_figure,
@@ -52,6 +53,10 @@ logger = logging.getLogger(__name__)
 
 #: Default hit budget of an evaluation batch; raised to the largest event when needed (events are never split).
 DEFAULT_HIT_BUDGET = 100_000
+
+#: The names of a shower model's physics metrics (``ShowerMetrics.to_dict``), logged as ``physics/<name>``:
+#: the scalars, then the efficiency above the energy threshold of each truth species of ``t_pid`` present there.
+PHYSICS_METRIC_NAMES: tuple[str, ...] = SCALAR_METRIC_NAMES + tuple(f"efficiency_{name}" for name in PID_NAMES)
 
 
 @dataclass
@@ -90,6 +95,11 @@ class EvaluationResult:
             f"{'response':12}{m.response:16.3f}{m.response_all:16.3f}   (mean E_pred / E_true of matches)",
             f"{'resolution':12}{m.resolution:16.3f}{m.resolution_all:16.3f}   (std / mean of that ratio)",
         ]
+        by_species = m.class_efficiency
+        if by_species:
+            counts = dict(zip(m.class_names, m.class_counts_above))
+            lines.append(f"efficiency by species {above}: " + ", ".join(
+                f"{name} {value:.3f} ({counts[name]})" for name, value in by_species.items()))
         if m.pid_confusion is not None:
             lines.append(f"PID accuracy {m.pid_accuracy:.3f}   (matched showers)")
         return "\n".join(lines)
@@ -190,7 +200,8 @@ def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *
                                       figures=figures)
     truth = store.truth
     hit_energy = store.features[:, FEATURE_NAMES.index("energy")]
-    with_pid = "pid" in predictions and float(np.sum(truth["t_pid"])) > 0
+    with_species = float(np.sum(truth["t_pid"])) > 0
+    with_pid = "pid" in predictions and with_species
     metrics = evaluate_predictions(
         {name: predictions[name] for name in ("beta", "ccoords", "dist", "energy_corr")}
         | ({"pid": predictions["pid"]} if with_pid else {}),
@@ -198,7 +209,7 @@ def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *
         distance_threshold=options.distance_threshold, iou_threshold=options.iou_threshold,
         energy_bins=DEFAULT_ENERGY_BINS if energy_bins is None else energy_bins,
         is_track=store.features[:, FEATURE_NAMES.index("is_track")], energy_threshold=options.energy_threshold,
-        kept=predictions.get("kept"),
+        kept=predictions.get("kept"), class_names=PID_NAMES if with_species else (),
     )
     result = EvaluationResult(metrics=metrics, n_events=store.n_events, n_hits=store.n_hits)
     if figures and store.n_events:

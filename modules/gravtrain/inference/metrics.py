@@ -10,8 +10,18 @@ physicists quote, above an energy threshold E_thr (``Evaluation.energy_threshold
     response   = mean_m r_m              over the matches whose object has E_true > E_thr
     resolution = std_m r_m / mean_m r_m  over the same matches (population std)
 
+and one figure of both, the objective a sweep maximises to find more objects without more fakes:
+
+    efficiency_minus_fake_rate = efficiency − fake_rate
+
 and the same four over all energies (E_thr = 0, no cut) as ``efficiency_all``, ``fake_rate_all``,
 ``response_all`` and ``resolution_all``. A shower above E_thr matched to an object below it is not a fake.
+
+By truth class c (the object's species, with ``class_names``), over the objects above E_thr:
+
+    efficiency_<name of c> = M'_c / K'_c     K'_c = objects of class c with E_true > E_thr, M'_c = those matched
+
+logged only for the classes with K'_c > 0 (a class absent above the threshold has no efficiency).
 
 The binned versions use the truth objects whose E_true lies in each bin of ``energy_bins`` (edges, GeV; the
 last edge belongs to the last bin, objects outside the edges are left out of the binned arrays). A quantity
@@ -39,9 +49,9 @@ DEFAULT_ENERGY_BINS: tuple[float, ...] = tuple(np.geomspace(1.0, 200.0, 11).toli
 
 #: The names of `PhysicsMetrics.to_dict`, logged as ``physics/<name>`` (``pid_accuracy``, last, with PID only).
 SCALAR_METRIC_NAMES = (
-    "efficiency", "fake_rate", "response", "resolution", "efficiency_all", "fake_rate_all", "response_all",
-    "resolution_all", "energy_threshold", "n_events", "n_truth", "n_showers", "n_matched", "n_truth_above",
-    "n_showers_above", "n_matched_above", "pid_accuracy",
+    "efficiency", "fake_rate", "response", "resolution", "efficiency_minus_fake_rate", "efficiency_all",
+    "fake_rate_all", "response_all", "resolution_all", "energy_threshold", "n_events", "n_truth", "n_showers",
+    "n_matched", "n_truth_above", "n_showers_above", "n_matched_above", "pid_accuracy",
 )
 
 
@@ -63,6 +73,8 @@ class ShowerMetrics:
         matched_true_energy, matched_pred_energy: (M,) E_true and E_pred of each match, GeV.
         pid_confusion: (C, C) int64 counts over matches, row = truth class of the object, column = argmax of the
             predicted class probabilities at the shower's condensation point; None without a PID prediction.
+        class_names: the names of the truth classes, index = class; empty without truth classes.
+        class_counts_above, class_matched_above: (C,) K'_c and M'_c of each truth class (module docstring).
     """
 
     n_events: int
@@ -90,6 +102,22 @@ class ShowerMetrics:
     fake_rate_all: float = float("nan")
     response_all: float = float("nan")
     resolution_all: float = float("nan")
+    class_names: tuple[str, ...] = ()
+    class_counts_above: np.ndarray | None = None
+    class_matched_above: np.ndarray | None = None
+
+    @property
+    def efficiency_minus_fake_rate(self) -> float:
+        """Efficiency less fake rate above the threshold (module docstring); NaN when either is undefined."""
+        return self.efficiency - self.fake_rate
+
+    @property
+    def class_efficiency(self) -> dict[str, float]:
+        """``{class name: efficiency above the threshold}`` for each truth class with an object above it."""
+        if self.class_counts_above is None:
+            return {}
+        return {name: float(matched / count) for name, count, matched
+                in zip(self.class_names, self.class_counts_above, self.class_matched_above) if count > 0}
 
     @property
     def pid_accuracy(self) -> float:
@@ -102,10 +130,12 @@ class ShowerMetrics:
         """The scalar metrics under stable names, ready to log; ``pid_accuracy`` only with a PID prediction.
 
         ``efficiency``, ``fake_rate``, ``response`` and ``resolution`` are above ``energy_threshold`` (also in
-        the dict), the ``*_all`` ones over all energies.
+        the dict), the ``*_all`` ones over all energies; ``efficiency_<class>`` for each truth class present above
+        the threshold.
         """
         names = SCALAR_METRIC_NAMES if self.pid_confusion is not None else SCALAR_METRIC_NAMES[:-1]
-        return {name: float(getattr(self, name)) for name in names}
+        scalars = {name: float(getattr(self, name)) for name in names}
+        return scalars | {f"efficiency_{name}": value for name, value in self.class_efficiency.items()}
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -129,7 +159,8 @@ def _energy_bin(energy: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def compute_shower_metrics(object_energy, shower_energy, matched_objects, matched_showers, *, n_events: int,
                            energy_bins=None, object_class=None, shower_class=None,
-                           n_classes: int | None = None, energy_threshold: float = 0.0) -> ShowerMetrics:
+                           n_classes: int | None = None, energy_threshold: float = 0.0,
+                           class_names: tuple[str, ...] = ()) -> ShowerMetrics:
     """Metrics from matched pairs (module docstring).
 
     Args:
@@ -139,8 +170,10 @@ def compute_shower_metrics(object_energy, shower_energy, matched_objects, matche
         n_events: E, carried into the result.
         energy_bins: (B+1,) increasing edges in GeV; :data:`DEFAULT_ENERGY_BINS` when None.
         object_class, shower_class: optional (K,) and (S,) integer classes; both give the confusion matrix.
+            The object classes with ``class_names`` also give the efficiency per class (-1: no class).
         n_classes: C; by default one more than the largest class seen.
         energy_threshold: E_thr in GeV of the headline metrics; 0 makes them equal to the all-energy ones.
+        class_names: the name of each truth class (index = class) for the efficiency per class.
     """
     object_energy = np.asarray(object_energy, dtype=np.float64).reshape(-1)
     shower_energy = np.asarray(shower_energy, dtype=np.float64).reshape(-1)
@@ -176,10 +209,20 @@ def compute_shower_metrics(object_energy, shower_energy, matched_objects, matche
         in_bin = ratios[(match_bin == b) & np.isfinite(ratios)]
         bin_response[b], bin_resolution[b] = _response_and_resolution(in_bin)
 
+    class_counts = class_matched = None
+    if object_class is not None and class_names:
+        classes = np.asarray(object_class, dtype=np.int64).reshape(-1)
+        counted = object_above & (classes >= 0)
+        class_counts = np.bincount(classes[counted], minlength=len(class_names))
+        matched_counted = counted[matched_objects]
+        class_matched = np.bincount(classes[matched_objects][matched_counted], minlength=len(class_names))
+
     confusion = None
     if object_class is not None and shower_class is not None:
         truth_class = np.asarray(object_class, dtype=np.int64).reshape(-1)[matched_objects]
         pred_class = np.asarray(shower_class, dtype=np.int64).reshape(-1)[matched_showers]
+        classified = truth_class >= 0  # an object of no class (a row of zeros in t_pid) has no row
+        truth_class, pred_class = truth_class[classified], pred_class[classified]
         if n_classes is None:
             n_classes = int(max(truth_class.max(initial=-1), pred_class.max(initial=-1))) + 1
         confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
@@ -194,16 +237,18 @@ def compute_shower_metrics(object_energy, shower_energy, matched_objects, matche
         pid_confusion=confusion, energy_threshold=threshold, n_truth_above=n_truth_above,
         n_showers_above=n_showers_above, n_matched_above=n_matched_above,
         efficiency_all=_ratio(n_matched, n_truth), fake_rate_all=_ratio(n_showers - n_matched, n_showers),
-        response_all=response_all, resolution_all=resolution_all)
+        response_all=response_all, resolution_all=resolution_all, class_names=tuple(class_names),
+        class_counts_above=class_counts, class_matched_above=class_matched)
 
 
 def _class_index(values, n_hits: int, name: str) -> np.ndarray:
-    """(V,) class per hit from a (V, C) one-hot / probability array (argmax) or a (V,)/(V, 1) integer array."""
+    """(V,) class per hit from a (V, C) one-hot / probability array (argmax; -1 for a row of zeros, a hit of no
+    class such as noise) or a (V,)/(V, 1) integer array."""
     array = np.asarray(values)
     if array.ndim == 2 and array.shape[1] > 1:
         if array.shape[0] != n_hits:
             raise ValueError(f"{name} must have {n_hits} rows, got shape {array.shape}")
-        return np.argmax(array, axis=1).astype(np.int64)
+        return np.where(array.max(axis=1) > 0, np.argmax(array, axis=1), -1).astype(np.int64)
     return per_hit_vector(array, n_hits, name, dtype=np.int64)
 
 
@@ -218,7 +263,8 @@ def calorimeter_deposits(hit_energy, is_track=None) -> np.ndarray:
 
 def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits, *, beta_threshold: float,
                          distance_threshold: float, iou_threshold: float, energy_bins=None,
-                         is_track=None, energy_threshold: float = 0.0, kept=None) -> ShowerMetrics:
+                         is_track=None, energy_threshold: float = 0.0, kept=None,
+                         class_names: tuple[str, ...] = ()) -> ShowerMetrics:
     """Cluster, match and score the predictions of a batch of E events (V hits) in one call.
 
     Args:
@@ -226,7 +272,8 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
             (V,)/(V, 1), ``energy_corr`` (V,)/(V, 1) (1 when absent) and ``pid`` (V, C) class probabilities
             (with it, the result carries the PID confusion matrix).
         truth: ``t_idx`` (V,)/(V, 1), ``t_energy`` (V,)/(V, 1) GeV, the true energy of a hit's object, read at
-            the object's first hit, and ``t_pid`` (V, C) one-hot (or integer classes), needed only with ``pid``.
+            the object's first hit, and ``t_pid`` (V, C) one-hot (or integer classes), needed only with ``pid``
+            or ``class_names``.
         hit_energy: (V,) or (V, 1) hit energy in GeV: the ``energy`` column (column 0) of the features. Used for
             the shower energies and as the IoU weights.
         is_track: optional (V,) or (V, 1) flag (> 0.5: a track row). A track's "energy" is its momentum, not a
@@ -241,6 +288,7 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
         energy_threshold: E_thr in GeV of the headline metrics (module docstring); 0: no cut.
         kept: optional (V,) bool, the hits a noise filter kept; the others are noise (:func:`condense`), and the
             truth still counts every hit, so dropped signal costs efficiency and response.
+        class_names: the names of the ``t_pid`` classes: with them, the efficiency per truth class.
     """
     showers = condense(predictions["beta"], predictions["ccoords"], row_splits, beta_threshold=beta_threshold,
                        distance_threshold=distance_threshold, dist=predictions.get("dist"), is_track=is_track,
@@ -253,9 +301,10 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
     first_hits = matches.truth.first_hits
     object_energy = per_hit_vector(truth["t_energy"], n_hits, "t_energy")[first_hits]
     object_class = shower_class = n_classes = None
+    if class_names or predictions.get("pid") is not None:
+        object_class = _class_index(truth["t_pid"], n_hits, "t_pid")[first_hits]
     if predictions.get("pid") is not None:
         pid = np.asarray(predictions["pid"])
-        object_class = _class_index(truth["t_pid"], n_hits, "t_pid")[first_hits]
         shower_class = _class_index(pid, n_hits, "pid")[showers.condensation_points]
         n_classes = max(pid.shape[1] if pid.ndim == 2 else 1,
                         np.shape(truth["t_pid"])[1] if np.ndim(truth["t_pid"]) == 2 else 1,
@@ -264,7 +313,7 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
                                      matches.matched_showers, n_events=len(np.asarray(row_splits).reshape(-1)) - 1,
                                      energy_bins=energy_bins, object_class=object_class,
                                      shower_class=shower_class, n_classes=n_classes,
-                                     energy_threshold=energy_threshold)
+                                     energy_threshold=energy_threshold, class_names=class_names)
     logger.info("evaluated %d events: above %g GeV efficiency %.3f, fake rate %.3f, response %.3f, resolution "
                 "%.3f", metrics.n_events, metrics.energy_threshold, metrics.efficiency, metrics.fake_rate,
                 metrics.response, metrics.resolution)
