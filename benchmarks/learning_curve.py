@@ -9,7 +9,8 @@ regression in learning shows as a number:
 - ``epochs``: per epoch, the validation loss and every ``physics/*`` metric (efficiency, fake rate, response
   and resolution above ``Evaluation.energy_threshold`` and over all energies, and the counts);
 - ``final``: the metrics of the trained model; ``seconds``, ``loop_seconds``, ``loop_cpu_seconds``: the
-  training call, its stages in wall and CPU time; ``machine``: CPUs and the load average before and after.
+  training call, its stages in wall and CPU time; ``wall_times``: the call's wall time by part (steps, physics,
+  validation, ...; ``gravtrain.training.wall_clock``); ``machine``: CPUs and the load average before and after.
 
 Usage::
 
@@ -82,6 +83,7 @@ def learning_curve(config_path: Path, overrides: list[str]) -> dict:
         "final": {name[len("physics/"):]: value for name, value in result.metrics.items()
                   if name.startswith("physics/")},
         "seconds": result.seconds, "loop_seconds": result.loop_seconds, "loop_cpu_seconds": result.loop_cpu_seconds,
+        "wall_times": result.wall_times,
     }
 
 

@@ -129,6 +129,19 @@ def test_metrics_steps_and_the_learning_rate_switch(trained):
     assert metric_steps(client, result.run_id, "data/skipped_events") == [0, first_of_stage_two - 1]
 
 
+def test_the_wall_time_by_part_adds_up_to_the_call(trained):
+    from gravtrain.training.wall_clock import WALL_TIME_PARTS
+
+    _, _, result = trained
+    parts = result.wall_times
+    assert tuple(parts) == WALL_TIME_PARTS
+    assert all(parts[name] > 0 for name in ("events", "model", "run start", "steps", "validation", "physics",
+                                            "commits", "final"))
+    # everything but loading and checking the config, which takes milliseconds
+    assert 0.9 * result.seconds < sum(parts.values()) <= result.seconds
+    assert parts["steps"] < result.loop_seconds
+
+
 def test_skipped_events_are_a_metric_and_a_warning_above_one_percent(tmp_path, caplog):
     from gravtrain.data import load_event_sets
     from gravtrain.config import load_config

@@ -191,3 +191,22 @@ def test_recorder_windows_state_and_resume_skips():
     resumed = EpochAverages(averages.state())
     resumed.add({"loss": 3.0, "hits": 100.0}, 0.5)
     assert resumed.means() == {"loss": 2.0} and resumed.hits_per_second == 200.0
+
+
+def test_the_wall_clock_counts_steps_as_the_stages_less_their_other_parts(monkeypatch):
+    from gravtrain.training import wall_clock
+
+    now = iter([10.0, 12.5, 20.0, 21.0])
+    monkeypatch.setattr(wall_clock.time, "perf_counter", lambda: next(now))
+    clock = wall_clock.WallClock()
+    with clock.part("physics"):
+        pass
+    with clock.part("commits"):
+        pass
+    clock.add_stages(30.0)
+    assert clock.breakdown() == {"events": 0.0, "model": 0.0, "run start": 0.0, "steps": 26.5, "validation": 0.0,
+                                 "physics": 2.5, "commits": 1.0, "final": 0.0}
+    assert clock.summary() == "30 s: steps 26 s (88 %), physics 2 s (8 %), commits 1 s (3 %)"
+    with pytest.raises(ValueError, match="unknown wall-time part 'plots'"):
+        with clock.part("plots"):
+            pass

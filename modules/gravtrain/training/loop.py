@@ -52,6 +52,7 @@ from gravtrain.training.recorder import EpochAverages, MetricRecorder
 from gravtrain.training.run import RunContext, open_run
 from gravtrain.training.stages import apply_freeze, check_freeze_patterns
 from gravtrain.training.step import TrainingStep
+from gravtrain.training.wall_clock import WallClock
 
 logger = logging.getLogger(__name__)
 
@@ -86,22 +87,26 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
         TrainingInterrupted: Ctrl-C; the run is KILLED after a checkpoint.
     """
     started = time.perf_counter()
+    clock = WallClock()
     config, config_path, config_bytes = _load(config_or_path, overrides, explicit)
     check_stage_options(config)  # before the events load: a stage option nothing takes is a config mistake
     strategy = data_parallel_strategy(config.General.devices)  # too few devices: a config mistake too
     keras.utils.set_random_seed(config.General.seed)
-    train_store, val_store = load_event_sets(config.Data)
-    stats = FeatureStats.from_store(train_store)
+    with clock.part("events"):
+        train_store, val_store = load_event_sets(config.Data)
+        stats = FeatureStats.from_store(train_store)
     logger.info("%d training events (%d hits), %d validation events", train_store.n_events, train_store.n_hits,
                 val_store.n_events)
     _check_batches_per_step(config, train_store)
-    parts = build_training_parts(config, stats, strategy)  # on several devices, every variable mirrored on each
+    with clock.part("model"):
+        parts = build_training_parts(config, stats, strategy)  # on several devices, every variable mirrored on each
     model, optimizer, loss, pre_model = parts.model, parts.optimizer, parts.loss, parts.pre_model
     check_freeze_patterns(config, model)
     if strategy is not None:
         logger.info("training on %d devices (%s): each step takes one batch per device", strategy.num_replicas_in_sync,
                     ", ".join(strategy.extended.worker_devices))
 
+    run_started = time.perf_counter()
     with open_run(config, config_path, config_bytes, tracking=tracking, resume=resume, run_name=run_name,
                   tags=tags) as run:
         progress = ckpt.Progress()
@@ -113,19 +118,25 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
             run.log_start(config, stats, model_summary(model))
             if pre_model is not None:
                 run.log_pre_model(pre_model)
-        trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store, strategy)
+        trainer = _StagedTrainer(config, model, optimizer, loss, run, progress, train_store, val_store, strategy,
+                                 clock=clock)
         trainer.epoch_end = epoch_end
         loop_started, loop_cpu_started = time.perf_counter(), _cpu_seconds()
+        clock.seconds["run start"] = loop_started - run_started
         with _graceful_interrupt() as interrupt:
             trainer.interrupt = interrupt
             trainer.run_stages()
         loop_seconds, loop_cpu_seconds = time.perf_counter() - loop_started, _cpu_seconds() - loop_cpu_started
-        metrics = trainer.finish()
+        clock.add_stages(loop_seconds)
+        with clock.part("final"):
+            metrics = trainer.finish()
+    logger.info("wall time by part, %s", clock.summary())
     return TrainResult(run_id=run.run_id, run_dir=run.run_dir, model=model, metrics=metrics,
                        stage_end_reasons=list(progress.stage_end_reasons),
                        curves=dict(trainer.recorder.curves),
                        seconds=time.perf_counter() - started,
-                       loop_seconds=loop_seconds, loop_cpu_seconds=loop_cpu_seconds)
+                       loop_seconds=loop_seconds, loop_cpu_seconds=loop_cpu_seconds,
+                       wall_times=clock.breakdown())
 
 
 def _check_batches_per_step(config: Config, train_store) -> None:
@@ -202,7 +213,8 @@ class _StagedTrainer:
     """The state of one training call; ``run_stages`` is the loop of the module docstring."""
 
     def __init__(self, config: Config, model, optimizer, loss, run: RunContext, progress: ckpt.Progress,
-                 train_store, val_store, strategy=None):
+                 train_store, val_store, strategy=None, *, clock: WallClock | None = None):
+        self.clock = clock or WallClock()
         self.config, self.model, self.optimizer, self.loss, self.run = config, model, optimizer, loss, run
         self.progress = progress
         self.train_store, self.val_store = train_store, val_store
@@ -346,7 +358,8 @@ class _StagedTrainer:
         progress.stage_epoch += 1
         progress.batch_in_epoch = 0
         progress.epoch_averages = {}
-        validation = self.validate(stage.batch_size)
+        with self.clock.part("validation"):
+            validation = self.validate(stage.batch_size)
         self.last_val = validation
         epoch_metrics = {f"epoch/{name}": value for name, value in averages.means().items()}
         epoch_metrics.update({f"val/{name}": value for name, value in validation.items()})
@@ -354,7 +367,8 @@ class _StagedTrainer:
         epoch_metrics["epoch/seconds"] = averages.seconds
         every = self.config.Plotting.physics_frequency
         if every and progress.epoch % every == 0:
-            physics = self.physics(figures=False)
+            with self.clock.part("physics"):
+                physics = self.physics(figures=False)
             epoch_metrics.update({f"physics/{name}": value for name, value in physics.metrics.to_dict().items()})
             logger.info("epoch %d: %s (validation events)", progress.epoch, physics.headline())
         self.recorder.record(epoch_metrics, step=progress.epoch)
@@ -391,6 +405,10 @@ class _StagedTrainer:
     # ------------------------------------------------------------------ commits and stops
     def _commit(self, *, plots: bool = False, keep_as: str | None = None) -> None:
         """Plots (optional), then every record so far into the store, then the checkpoint."""
+        with self.clock.part("commits"):
+            self._commit_now(plots=plots, keep_as=keep_as)
+
+    def _commit_now(self, *, plots: bool, keep_as: str | None) -> None:
         store_error = None
         try:
             if plots:

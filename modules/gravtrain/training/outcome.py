@@ -38,6 +38,9 @@ class TrainResult:
         seconds: wall time of this call.
         loop_seconds: wall time of the stages (batches, records, plots, checkpoints, validation).
         loop_cpu_seconds: CPU time (user + system) of this process during the stages (the live plots included).
+        wall_times: wall seconds of this call by part (``gravtrain.training.wall_clock``: events, model, run
+            start, steps, validation, physics, commits, final); they add up to ``seconds`` but for the config's
+            loading and checks.
     """
 
     run_id: str | None
@@ -49,3 +52,4 @@ class TrainResult:
     seconds: float = 0.0
     loop_seconds: float = 0.0
     loop_cpu_seconds: float = 0.0
+    wall_times: dict[str, float] = field(default_factory=dict)
