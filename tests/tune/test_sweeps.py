@@ -287,3 +287,21 @@ def test_the_dry_run_prints_the_set_and_trains_nothing(tmp_path):
     large = int(out.split("Largest model:  ")[1].split(" ")[0].replace(",", ""))
     assert small < large and "dense_final.0.n=32" in out.split("Largest model:")[1]
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlruns-sweeps.journal").exists()
+
+
+def test_the_dry_run_sizes_a_swept_list_of_blocks_by_its_models(tmp_path):
+    """A choice of lists (GravNet iterations) has no order of its own: the dry run builds each to find the
+    smallest and largest model, and neither crashes on a list nor calls the last choice the largest."""
+    from gravtrain.tune import tune
+
+    sweep = write_sweep(tmp_path, {"parameters": {
+        "Training.0.learning_rate": {"loguniform": [1.0e-4, 1.0e-2]},
+        "Architecture.dense_final.0.n": {"choice": [8, 16]},
+        "Architecture.gravnet": {"choice": [[{"n": 4}, {"n": 4}, {"n": 4}], [{"n": 4}], [{"n": 8}, {"n": 8}]]}}})
+    base = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    base["Architecture"]["gravnet"] = "sweep"
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    text = tune(sweep, dry_run=True).dry_run_text
+    smallest, largest = text.split("Smallest model:")[1].split("Largest model:")
+    assert "(Architecture.dense_final.0.n=8, Architecture.gravnet=[{n: 4}])" in smallest
+    assert "(Architecture.dense_final.0.n=16, Architecture.gravnet=[{n: 4}, {n: 4}, {n: 4}])" in largest

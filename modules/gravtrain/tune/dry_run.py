@@ -83,13 +83,25 @@ def _model_sizes(plan: SweepPlan) -> list[str]:
 
     if not architecture:
         return [f"Model: {size(first):,} parameters (no Architecture key is swept: every trial builds it)"]
-    ends = [swept.space.lowest_and_highest() for swept in architecture]
+
+    def ends_of(swept) -> tuple:
+        """The values of a key that give its smallest and largest model: a number's lowest and highest; for
+        choices of other values (lists of blocks, names) the two of its choices whose models, built with the
+        other keys at their first values, have the fewest and the most parameters."""
+        values = swept.space.ends()
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return swept.space.lowest_and_highest()
+        ranked = sorted(values, key=lambda value: size({**first, swept.path: value}))
+        return ranked[0], ranked[-1]
+
+    ends = [ends_of(swept) for swept in architecture]
     if len(architecture) <= MAX_ARCHITECTURE_KEYS_COMBINED:
         combos = list(itertools.product(*ends))
     else:
         combos = [tuple(e[0] for e in ends), tuple(e[1] for e in ends)]
     sized = []
-    for combo in dict.fromkeys(combos):
+    unique = {yaml_text(list(combo)): combo for combo in combos}  # choices may be lists: compare their text
+    for combo in unique.values():
         point = dict(first)
         point.update({swept.path: value for swept, value in zip(architecture, combo)})
         sized.append((size(point), combo))
