@@ -50,7 +50,7 @@ def test_behind_a_filter_the_loss_takes_the_truth_of_the_kept_hits(events, filte
     apply_freeze(model, [])  # a stage unfreezes every layer its patterns do not match
     filter_weights = [w.numpy().copy() for w in model.get_layer("pre_model").weights]
     batch = next(iter(batches(events, [3000])))
-    values = step.validate_step(batch)
+    values, _ = step.validate_step(batch)
     predictions = compiled(model)({name: batch[name] for name in MODEL_INPUTS})
     index = predictions[HIT_INDEX]
     truth = {name: tf.gather(value, index) for name, value in batch.items() if name not in MODEL_INPUTS}
@@ -70,7 +70,7 @@ def test_with_pre_pooling_the_loss_sees_every_hit_and_the_pooling_learns(events)
     model, _, step = make_step(config, events)
     loss = step.loss
     batch = next(iter(batches(events, [3000])))
-    values = step.validate_step(batch)
+    values, _ = step.validate_step(batch)
     predictions = compiled(model)({name: batch[name] for name in MODEL_INPUTS})
     assert all(value.shape[0] == batch["features"].shape[0] for value in predictions.values())
     truth = {name: value for name, value in batch.items() if name not in MODEL_INPUTS}

@@ -81,7 +81,8 @@ def test_train_step_traces_once_over_many_batch_sizes_and_stages_and_learns(even
     assert len(losses) > 10 and step.trace_count["train"] == 1
     assert {"loss/attractive", "regularizer/gravnet_space_regularizer_0", "grad_norm", "hits"} <= set(values)
     for batch in HitBudgetBatcher(events, 2500, shuffle=False).dataset(0):
-        step.validate_step(batch)
+        values, predictions = step.validate_step(batch)
+        assert predictions["beta"].shape[0] == batch["features"].shape[0] and "loss/total" in values
     assert step.trace_count["validate"] == 1
 
     # A new stage that changes only options (variables) keeps the traced step, which sees the new values.
@@ -210,3 +211,22 @@ def test_the_wall_clock_counts_steps_as_the_stages_less_their_other_parts(monkey
     with pytest.raises(ValueError, match="unknown wall-time part 'plots'"):
         with clock.part("plots"):
             pass
+
+
+def test_the_validation_pass_gives_the_physics_a_pass_of_its_own_gives(events):
+    """The epoch's physics metrics score the validation pass's predictions instead of running the model again:
+    the same showers, and so the same metrics, as ``evaluate_model``."""
+    from gravtrain.config.schema import Evaluation
+    from gravtrain.evaluation import batch_predictions, concatenate_predictions, evaluate_model, score_predictions
+
+    model, _, step = make_step(two_stage_config(), events)
+    parts = [batch_predictions(step.validate_step(batch)[1], int(batch["features"].shape[0]))
+             for batch in HitBudgetBatcher(events, 2500, shuffle=False).dataset(0)]
+    options = Evaluation(beta_threshold=0.1, distance_threshold=0.8)
+    from_validation = score_predictions(concatenate_predictions(parts), events, options, figures=False).metrics
+    own = evaluate_model(model, events, options, figures=False).metrics
+    assert from_validation.n_showers == own.n_showers > 0 and from_validation.n_matched == own.n_matched
+    for name, value in own.to_dict().items():
+        assert from_validation.to_dict()[name] == pytest.approx(value, rel=1e-5, nan_ok=True), name
+    with pytest.raises(ValueError, match="cover"):
+        score_predictions(concatenate_predictions(parts[:1]), events, options, figures=False)

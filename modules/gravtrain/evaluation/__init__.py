@@ -8,12 +8,16 @@ from gravtrain.inference.filter_metrics import FILTER_METRIC_NAMES
 from gravtrain.evaluation.runner import (
     PHYSICS_METRIC_NAMES,
     EvaluationResult,
+    batch_predictions,
     busiest_event,
+    concatenate_predictions,
     evaluate,
     evaluate_model,
     predict_events,
     save_result,
+    score_predictions,
 )
 
-__all__ = ["FILTER_METRIC_NAMES", "PHYSICS_METRIC_NAMES", "EvaluationResult", "busiest_event", "evaluate", "evaluate_model",
-           "predict_events", "save_result"]
+__all__ = ["FILTER_METRIC_NAMES", "PHYSICS_METRIC_NAMES", "EvaluationResult", "batch_predictions", "busiest_event",
+           "concatenate_predictions", "evaluate", "evaluate_model", "predict_events", "save_result",
+           "score_predictions"]

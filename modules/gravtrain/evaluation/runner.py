@@ -1,8 +1,10 @@
 """Running a model over a set of events: predictions, physics metrics and the evaluation figures.
 
     predict_events(model, store)           -> per-hit predictions of every head, in the store's hit order
-    evaluate_model(model, store, options)  -> EvaluationResult: ShowerMetrics + figures (a noise filter:
+    score_predictions(predictions, store, options)
+                                           -> EvaluationResult: ShowerMetrics + figures (a noise filter:
                                               FilterMetrics + its ROC and shower-energy figures)
+    evaluate_model(model, store, options)  -> the two above in one call
     evaluate(config, model_path)           -> the same from files: the config names the data and thresholds
 
 Events are packed into batches of whole events (never split, never mixed: the model keeps events apart),
@@ -145,15 +147,23 @@ def predict_events(model: keras.Model, store: EventStore, *, hit_budget: int = D
     batcher = HitBudgetBatcher(store, budget, shuffle=False)
     forward = _forward_function(model)
 
-    parts: dict[str, list[np.ndarray]] = {}
+    parts = []
     for batch in batcher.numpy_batches(epoch=0):
         outputs = forward({"features": batch["features"], "row_splits": batch["row_splits"]})
-        outputs = {name: value.numpy() for name, value in outputs.items()}
-        if HIT_INDEX in outputs:
-            outputs = _to_every_hit(outputs, len(batch["features"]))
-        for name, value in outputs.items():
-            parts.setdefault(name, []).append(value)
-    return {name: np.concatenate(values) for name, values in parts.items()}
+        parts.append(batch_predictions(outputs, len(batch["features"])))
+    return concatenate_predictions(parts)
+
+
+def batch_predictions(outputs: dict, n_hits: int) -> dict:
+    """A model's outputs for one batch of ``n_hits`` hits as per-hit NumPy arrays (behind a noise filter: mapped
+    back to every hit, with ``kept``)."""
+    outputs = {name: np.asarray(value) for name, value in outputs.items()}
+    return _to_every_hit(outputs, n_hits) if HIT_INDEX in outputs else outputs
+
+
+def concatenate_predictions(parts: list[dict]) -> dict:
+    """The per-hit predictions of consecutive batches (``batch_predictions``) as one dict of arrays."""
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]} if parts else {}
 
 
 def _to_every_hit(outputs: dict, n_hits: int) -> dict:
@@ -195,6 +205,17 @@ def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *
         figures: draw the figures (False for metrics only).
     """
     predictions = predict_events(model, store, hit_budget=hit_budget)
+    return score_predictions(predictions, store, options, display_event=display_event, energy_bins=energy_bins,
+                             figures=figures)
+
+
+def score_predictions(predictions: dict, store: EventStore, options: Evaluation, *, display_event: int | None = None,
+                      energy_bins=None, figures: bool = True) -> EvaluationResult:
+    """Cluster, match and score a model's per-hit predictions of ``store`` (``predict_events``, or a validation
+    pass's, in the store's hit order); the arguments as :func:`evaluate_model`'s."""
+    n_predicted = len(next(iter(predictions.values()))) if predictions else 0
+    if n_predicted != store.n_hits:
+        raise ValueError(f"the predictions cover {n_predicted} hits but the events have {store.n_hits}")
     if SIGNAL_SCORE in predictions and "beta" not in predictions:
         return _evaluate_noise_filter(predictions[SIGNAL_SCORE], store, options.noise_filter_threshold,
                                       figures=figures)

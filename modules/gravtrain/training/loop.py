@@ -358,17 +358,18 @@ class _StagedTrainer:
         progress.stage_epoch += 1
         progress.batch_in_epoch = 0
         progress.epoch_averages = {}
+        every = self.config.Plotting.physics_frequency
+        physics_due = bool(every) and progress.epoch % every == 0
         with self.clock.part("validation"):
-            validation = self.validate(stage.batch_size)
+            validation, predictions = self.validate(stage.batch_size, predictions=physics_due)
         self.last_val = validation
         epoch_metrics = {f"epoch/{name}": value for name, value in averages.means().items()}
         epoch_metrics.update({f"val/{name}": value for name, value in validation.items()})
         epoch_metrics["epoch/hits_per_second"] = averages.hits_per_second
         epoch_metrics["epoch/seconds"] = averages.seconds
-        every = self.config.Plotting.physics_frequency
-        if every and progress.epoch % every == 0:
+        if physics_due:
             with self.clock.part("physics"):
-                physics = self.physics(figures=False)
+                physics = self.physics(figures=False, predictions=predictions)
             epoch_metrics.update({f"physics/{name}": value for name, value in physics.metrics.to_dict().items()})
             logger.info("epoch %d: %s (validation events)", progress.epoch, physics.headline())
         self.recorder.record(epoch_metrics, step=progress.epoch)
@@ -388,19 +389,27 @@ class _StagedTrainer:
         if self.interrupt.is_set():
             self._interrupted()
 
-    def validate(self, batch_size: int) -> dict[str, float]:
-        """Mean over the validation batches of each loss term, in inference mode. The regularisers act in
-        training only, so the validation ``objective`` equals ``loss/total``, which early stopping watches."""
+    def validate(self, batch_size: int, *, predictions: bool = False) -> tuple[dict[str, float], dict | None]:
+        """Mean over the validation batches of each loss term, in inference mode, and (``predictions``) the model's
+        per-hit outputs from the same pass, in the events' order, for the physics metrics. The regularisers act
+        in training only, so the validation ``objective`` equals ``loss/total``, which early stopping watches."""
+        from gravtrain.evaluation import batch_predictions, concatenate_predictions
+
         budget = max(batch_size, int(self.val_store.event_sizes.max(initial=1)))
         batcher = HitBudgetBatcher(self.val_store, budget, shuffle=False)
         sums: dict[str, float] = {}
+        parts = []
         n_batches = 0
         for batch in batcher.dataset(0):
-            for name, value in self.step.validate_step(batch).items():
+            values, outputs = self.step.validate_step(batch)
+            for name, value in values.items():
                 if name != "hits":
                     sums[name] = sums.get(name, 0.0) + float(value)
+            if predictions:
+                parts.append(batch_predictions(outputs, int(batch["features"].shape[0])))
             n_batches += 1
-        return {name: total / max(n_batches, 1) for name, total in sums.items()}
+        means = {name: total / max(n_batches, 1) for name, total in sums.items()}
+        return means, (concatenate_predictions(parts) if predictions else None)
 
     # ------------------------------------------------------------------ commits and stops
     def _commit(self, *, plots: bool = False, keep_as: str | None = None) -> None:
@@ -449,10 +458,13 @@ class _StagedTrainer:
                                   f"checkpoint written. Resume with {self.run.resume_hint}.")
 
     # ------------------------------------------------------------------ end
-    def physics(self, *, figures: bool):
-        """The model's showers on the validation events, scored (``EvaluationResult``)."""
-        from gravtrain.evaluation import evaluate_model
+    def physics(self, *, figures: bool, predictions: dict | None = None):
+        """The model's showers on the validation events, scored (``EvaluationResult``); from ``predictions`` (a
+        validation pass's) when given, else from a pass of their own."""
+        from gravtrain.evaluation import evaluate_model, score_predictions
 
+        if predictions is not None:
+            return score_predictions(predictions, self.val_store, self.config.Evaluation, figures=figures)
         return evaluate_model(self.model, self.val_store, self.config.Evaluation, figures=figures)
 
     def finish(self) -> dict[str, float]:

@@ -25,6 +25,9 @@ the mean over the devices (``hits`` and ``hits_kept``: the sum). Each device's f
 batch's statistics, as one device would) and collects the losses its layers add (Keras would keep them in the
 layers, which the devices' threads share).
 
+The validation step returns the metrics and the model's outputs (inference mode), so that one pass over the
+validation events gives both the validation loss and the predictions the physics metrics score.
+
 Metrics returned per batch: ``objective`` (what is minimised), ``loss/total`` and ``loss/<term>`` of the
 condensation loss (a metric cannot be called ``loss`` too: MLflow's file store keeps ``loss/<term>`` in a
 directory of that name),
@@ -108,8 +111,8 @@ class TrainingStep:
         state = self._state_variables
 
         def forward(batch, training, scope=None):
-            """The objective and metrics of a batch. ``scope``: the ``keras.StatelessScope`` the pass runs in (on
-            several devices), which holds the losses the layers added."""
+            """The objective, metrics and the model's outputs of a batch. ``scope``: the ``keras.StatelessScope``
+            the pass runs in (on several devices), which holds the losses the layers added."""
             inputs = {name: batch[name] for name in MODEL_INPUTS}
             if training and recomputing is not None:
                 predictions, recomputed_losses = recomputing(inputs, training=True)
@@ -139,7 +142,7 @@ class TrainingStep:
             metrics["hits"] = tf.cast(tf.shape(batch["features"])[0], oc_loss.dtype)
             if HIT_INDEX in predictions:
                 metrics["hits_kept"] = tf.cast(tf.shape(predictions[HIT_INDEX])[0], oc_loss.dtype)
-            return oc_loss + added, metrics
+            return oc_loss + added, metrics, predictions
 
         strategy, replicas = self.strategy, self.replicas
 
@@ -149,7 +152,7 @@ class TrainingStep:
             collected there (Keras keeps a layer's in the layer, which the devices' threads share), then the
             updates assigned, each averaged over the devices by its variable's aggregation."""
             with keras.StatelessScope(collect_losses=True) as scope:
-                objective, metrics = forward(batch, training=True, scope=scope)
+                objective, metrics, _ = forward(batch, training=True, scope=scope)
             updates = [(variable, scope.get_current_value(variable)) for variable in state]
             if len(scope.state_mapping) != sum(value is not None for _, value in updates):
                 raise RuntimeError("the forward pass assigned a variable that is not the model's state; its update "
@@ -166,7 +169,7 @@ class TrainingStep:
                     objective, metrics = device_forward(batch)
                     scaled = objective / replicas
                 else:
-                    objective, metrics = forward(batch, training=True)
+                    objective, metrics, _ = forward(batch, training=True)
                     scaled = objective
             gradients = [_dense_gradient(g, v) for g, v in zip(tape.gradient(scaled, trainable), trainable)]
             metrics["objective"] = objective
@@ -208,8 +211,8 @@ class TrainingStep:
         @tf.function(input_signature=[spec])
         def validate_step(batch):
             self.trace_count["validate"] += 1
-            objective, metrics = forward(batch, training=False)
+            objective, metrics, predictions = forward(batch, training=False)
             metrics["objective"] = objective
-            return metrics
+            return metrics, predictions
 
         self.train_step, self.validate_step = train_step, validate_step

@@ -6,8 +6,8 @@ The parts, in the order they happen::
     model        building the model, its optimizer and loss (and a pre-model)
     run start    opening the MLflow run (or none): params, start artifacts; restoring a checkpoint
     steps        the training batches: the compiled steps, batching, records and the progress display
-    validation   the validation loss at each epoch end
-    physics      the physics metrics on the validation events between epochs (Plotting.physics_frequency)
+    validation   the validation pass at each epoch end: its loss, and the predictions the physics metrics score
+    physics      clustering, matching and scoring those predictions (every Plotting.physics_frequency epochs)
     commits      live plots, flushing records to the store, checkpoints
     final        the trained model saved and logged, its physics metrics and figures
 
