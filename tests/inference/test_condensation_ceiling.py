@@ -36,3 +36,18 @@ def test_nearest_neighbour_distance_stays_inside_each_event_and_wraps_phi():
     wrap = 2 * np.pi - 6.2
     np.testing.assert_allclose(distance[:3], [wrap, wrap, 0.3])
     assert distance[3] == np.inf  # alone in its event
+
+
+def test_failure_modes_by_hand():
+    # One event. Objects: 0 (10 GeV, found), 1 (8 GeV, merged into 0's shower), 2 (6 GeV, a third in shower 1,
+    # a third in shower 2, a third unclustered: split), 3 (5 GeV, not clustered). Showers: 0 = objects 0 + 1
+    # (matched to 0), 1 and 2 = pieces of object 2 (fakes), 3 = 1 GeV of object 0 and 3 GeV of noise.
+    object_ids = np.array([0, 0, 1, 2, 2, 2, 3, -1, 0])
+    cluster_ids = np.array([0, 0, 0, 1, 2, -1, -1, 3, 3])
+    deposits = np.array([5.0, 4.0, 8.0, 2.0, 2.0, 2.0, 5.0, 3.0, 1.0])
+    failures = ceiling.failure_modes(object_ids, cluster_ids, deposits, np.array([0]), np.array([0]),
+                                     np.ones(4, bool), np.ones(4, bool), species=np.array(["a", "b", "b", "c"]))
+    assert failures["lost"] == {"merged": 1, "split": 1, "not clustered": 1}
+    assert failures["lost_by_species"] == {"b": {"merged": 1, "split": 1}, "c": {"not clustered": 1}}
+    assert failures["fakes"] == {"piece of a lost object": 2, "mostly noise": 1}
+    assert (failures["n_lost"], failures["n_fakes"]) == (3, 3)
