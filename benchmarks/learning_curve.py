@@ -87,13 +87,14 @@ def learning_curve(config_path: Path, overrides: list[str]) -> dict:
     }
 
 
-def _json_safe(value):
+def json_safe(value):
+    """``value`` with every non-finite float as None (JSON has no NaN), through dicts, lists and tuples."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
+        return [json_safe(item) for item in value]
     return value
 
 
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     report = learning_curve(args.config, args.overrides)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(_json_safe(report), indent=1) + "\n")
+    args.out.write_text(json.dumps(json_safe(report), indent=1) + "\n")
     threshold = report["energy_threshold"]
     rows = [("untrained", report["untrained"])] + [(f"epoch {row['epoch']}", {
         name[len("physics/"):]: value for name, value in row.items() if name.startswith("physics/")})
