@@ -138,3 +138,27 @@ def test_space_points_and_descriptions():
     assert Space("choice", (1, [2, 3])).describe() == "one of [1, [2, 3]] (2 values)"
     assert Space("loguniform", (1e-4, 1e-2)).describe() == "a number from 0.0001 to 0.01, log-uniform"
     assert Space("uniform", (0.0, 1.0)).size() == math.inf
+
+
+def test_the_median_pruner_lets_the_warmup_epochs_train():
+    """``pruner_warmup_epochs: W``: a trial trailing the median is stopped at its epoch W + 1, not before."""
+    from gravtrain.tune.sampling import make_pruner
+
+    def first_pruned_epoch(warmup: int) -> int | None:
+        study = optuna.create_study(direction="maximize", pruner=make_pruner("median", warmup))
+        for _ in range(5):  # Optuna's MedianPruner never prunes before five finished trials
+            trial = study.ask()
+            for epoch in range(1, 7):
+                trial.report(0.8, epoch)
+            study.tell(trial, 0.8)
+        trailing = study.ask()
+        for epoch in range(1, 7):
+            trailing.report(0.1, epoch)
+            if trailing.should_prune():
+                return epoch
+        return None
+
+    assert first_pruned_epoch(0) == 1
+    assert first_pruned_epoch(3) == 4
+    assert first_pruned_epoch(6) is None
+    assert isinstance(make_pruner("none", 3), optuna.pruners.NopPruner)

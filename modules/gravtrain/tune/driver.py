@@ -169,7 +169,7 @@ def _open_study(plan: SweepPlan, outcome: TuneOutcome, *, resume: bool, must_exi
     storage = open_storage(outcome.storage)
     direction = "maximize" if header.objective.maximize else "minimize"
     options = dict(study_name=header.name, storage=storage, sampler=make_sampler(header.sampler, header.seed),
-                   pruner=make_pruner(header.pruner))
+                   pruner=make_pruner(header.pruner, header.pruner_warmup_epochs))
     created = False
     if not must_exist:
         try:

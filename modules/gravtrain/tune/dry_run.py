@@ -26,7 +26,9 @@ def dry_run_text(plan: SweepPlan) -> str:
         f"Sweep '{header.name}' ({sweep.path}) of model '{header.model}', base config "
         f"{os.path.relpath(plan.base_file)}"
         + (f" with {' '.join('--set ' + o for o in plan.overrides)}" if plan.overrides else ""),
-        f"sampler {header.sampler}, seed {header.seed}, pruner {header.pruner}; objective: {direction} "
+        f"sampler {header.sampler}, seed {header.seed}, pruner {header.pruner}"
+        + (f" from epoch {header.pruner_warmup_epochs + 1}" if header.pruner != "none" and header.pruner_warmup_epochs
+           else "") + f"; objective: {direction} "
         f"{header.objective.metric}" + (f" (mean of {header.repeats} repeats)" if header.repeats > 1 else ""),
         f"The sweep sets {len(plan.keys)} key(s); every other key is as in the base config:",
     ]

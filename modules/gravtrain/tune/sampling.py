@@ -8,7 +8,8 @@
   point.
 - ``grid``: every point is queued when the study is created; the sampler is never asked.
 - ``median`` pruning: after an epoch, a trial whose objective is worse than the median of earlier trials at that
-  epoch stops (Optuna's MedianPruner, its first five trials never pruned).
+  epoch stops (Optuna's MedianPruner, its first five trials never pruned); with ``pruner_warmup_epochs: W`` not
+  before its epoch W + 1.
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ def make_sampler(kind: str, seed: int, worker: int = 0) -> optuna.samplers.BaseS
     return TrialSeededRandomSampler(seed)
 
 
-def make_pruner(kind: str) -> optuna.pruners.BasePruner:
-    return optuna.pruners.MedianPruner() if kind == "median" else optuna.pruners.NopPruner()
+def make_pruner(kind: str, warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
+    """The pruner of a sweep's ``pruner``; a trial reports its objective at epochs 1, 2, ..., so Optuna's warm-up
+    of W + 1 steps lets the first W epochs train whatever they score."""
+    if kind != "median":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_warmup_steps=warmup_epochs + 1)
 
 
 class TrialSeededRandomSampler(optuna.samplers.BaseSampler):

@@ -8,6 +8,7 @@ the same as in a config: file:line, what is wrong, and "did you mean".
     trials: 20                      # trainings of distinct points (a grid: at most, and by default, its size)
     seed: 1                         # the sampler's seed
     pruner: median                  # none | median: stop a trial whose per-epoch objective trails the median
+    pruner_warmup_epochs: 0         # epochs every trial trains before the pruner may stop it
     objective: {metric: val/objective, direction: minimize}
     repeats: 2                      # each point trained with General.seed + 0, ..., + repeats - 1
     parameters:
@@ -65,6 +66,9 @@ class SweepHeader:
     seed: int = key(0, min=0, doc="the sampler's seed")
     pruner: str = key("none", choices=PRUNERS, doc="none, or median: prune a trial whose objective at an epoch "
                                                     "is worse than the median of earlier trials at that epoch")
+    pruner_warmup_epochs: int = key(0, min=0, doc="epochs every trial trains before the pruner may stop it (0: it "
+                                                  "may stop a trial after its first epoch, whose objective is "
+                                                  "noisy); with the base config's epochs or more, none is pruned")
     objective: Objective = key(Objective(), doc="the metric that ranks the trials")
     repeats: int = key(1, min=1, doc="trainings of each point, with General.seed + 0, 1, ..., repeats - 1")
     parameters: Any = key(doc="dotted config paths (list items by index: Training.0.learning_rate), each with one "

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = plan.sweep.header
     study = optuna.load_study(study_name=header.name, storage=open_storage(args.storage),
                               sampler=make_sampler(header.sampler, header.seed, worker=args.worker + 1),
-                              pruner=make_pruner(header.pruner))
+                              pruner=make_pruner(header.pruner, header.pruner_warmup_epochs))
     try:
         ran = work(plan, study, study.user_attrs.get(PARENT_RUN))
     except KeyboardInterrupt:
