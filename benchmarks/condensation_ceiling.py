@@ -85,12 +85,12 @@ def failure_modes(object_ids, cluster_ids, deposits, matched_objects, matched_sh
         objects_above, showers_above: (K,) and (S,) bool, the objects and showers above the energy threshold.
         species: optional (K,) names of the objects' species, for the per-species counts of the lost ones.
     """
-    from gravtrain.inference.matching import energy_overlaps
-
     n_objects, n_showers = len(objects_above), len(showers_above)
-    shared, object_energy, shower_energy = energy_overlaps(object_ids, cluster_ids, deposits, n_objects=n_objects,
-                                                           n_showers=n_showers)
-    shared = shared.toarray()
+    both = (object_ids >= 0) & (cluster_ids >= 0)
+    shared = np.zeros((n_objects, n_showers))
+    np.add.at(shared, (object_ids[both], cluster_ids[both]), deposits[both])
+    object_energy = np.bincount(object_ids[object_ids >= 0], deposits[object_ids >= 0], minlength=n_objects)
+    shower_energy = np.bincount(cluster_ids[cluster_ids >= 0], deposits[cluster_ids >= 0], minlength=n_showers)
     found, kept = np.zeros(n_objects, bool), np.zeros(n_showers, bool)
     found[matched_objects], kept[matched_showers] = True, True
     lost, lost_by_species, fakes = {}, {}, {}

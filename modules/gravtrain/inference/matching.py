@@ -62,12 +62,15 @@ def truth_objects(t_idx, row_splits) -> TruthObjects:
     return TruthObjects(object_ids, first_hits, events[first_hits])
 
 
-def energy_overlaps(object_ids, cluster_ids, hit_energy, *, n_objects: int | None = None,
-                    n_showers: int | None = None) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-    """The energies the IoU is made of: the (K, S) sparse intersections I(T, S) (GeV shared by object T and shower
-    S, every pair sharing at least one hit), and the (K,) energies E_T and (S,) energies E_S.
+def energy_weighted_iou(object_ids, cluster_ids, hit_energy, *, n_objects: int | None = None,
+                        n_showers: int | None = None) -> sparse.csr_matrix:
+    """(K, S) sparse matrix of IoU(T, S) (module docstring) for every pair sharing at least one hit.
 
-    Args: as :func:`energy_weighted_iou`.
+    Args:
+        object_ids: (V,) batch-wide truth object per hit, −1 for noise (see :func:`truth_objects`).
+        cluster_ids: (V,) batch-wide predicted shower per hit, −1 for noise.
+        hit_energy: (V,) or (V, 1) hit energy in GeV.
+        n_objects, n_showers: K and S; by default one more than the largest id.
     """
     object_ids = np.asarray(object_ids, dtype=np.int64).reshape(-1)
     cluster_ids = np.asarray(cluster_ids, dtype=np.int64).reshape(-1)
@@ -84,25 +87,10 @@ def energy_overlaps(object_ids, cluster_ids, hit_energy, *, n_objects: int | Non
     intersection = sparse.coo_matrix((energy[both], (object_ids[both], cluster_ids[both])),
                                      shape=(n_objects, n_showers)).tocsr()
     intersection.sum_duplicates()
-    return intersection, object_energy, shower_energy
-
-
-def energy_weighted_iou(object_ids, cluster_ids, hit_energy, *, n_objects: int | None = None,
-                        n_showers: int | None = None) -> sparse.csr_matrix:
-    """(K, S) sparse matrix of IoU(T, S) (module docstring) for every pair sharing at least one hit.
-
-    Args:
-        object_ids: (V,) batch-wide truth object per hit, −1 for noise (see :func:`truth_objects`).
-        cluster_ids: (V,) batch-wide predicted shower per hit, −1 for noise.
-        hit_energy: (V,) or (V, 1) hit energy in GeV.
-        n_objects, n_showers: K and S; by default one more than the largest id.
-    """
-    intersection, object_energy, shower_energy = energy_overlaps(object_ids, cluster_ids, hit_energy,
-                                                                 n_objects=n_objects, n_showers=n_showers)
     pairs = intersection.tocoo()
     union = object_energy[pairs.row] + shower_energy[pairs.col] - pairs.data
     iou = np.divide(pairs.data, union, out=np.zeros_like(pairs.data), where=union > 0)
-    return sparse.csr_matrix((iou, (pairs.row, pairs.col)), shape=intersection.shape)
+    return sparse.csr_matrix((iou, (pairs.row, pairs.col)), shape=(n_objects, n_showers))
 
 
 @dataclass(frozen=True, eq=False)
