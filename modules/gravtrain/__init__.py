@@ -4,7 +4,7 @@
 ``python config_trainer.py CONFIG``; it imports TensorFlow on first use, not with this package.
 """
 
-__version__ = "0.1.0"
+from gravtrain.version import __version__
 
 __all__ = ["__version__", "train"]
 

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Sequence
 
-from gravtrain import __version__
+from gravtrain.version import __version__
 from gravtrain.config import ConfigError, load_config, resolve_config, resolved_yaml
 
 log = logging.getLogger("gravtrain")
@@ -319,7 +319,10 @@ def run_check(args: argparse.Namespace) -> int:
 
         # The architecture does not depend on the statistics; neutral ones avoid loading any data.
         stats = FeatureStats.neutral()
-        pre_model = pre_model_of(validated.config, stats.names)  # a missing or unfit pre-model: ConfigError
+        from gravtrain.tracking import store_model_fetcher
+
+        # a missing or unfit pre-model: ConfigError
+        pre_model = pre_model_of(validated.config, stats.names, fetch=store_model_fetcher(validated.config.Tracking))
         model = build_model(validated.config, stats, pre_model=pre_model)
         replica_devices(validated.config.General.devices)  # more devices than TensorFlow sees: ConfigError
         # stdout stays the resolved YAML alone (`gravtrain check x.yaml > resolved.yaml`); the summary is a log.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ from gravtrain.model import (
     pre_model_of,
     weights_sha256,
 )
+from gravtrain.tracking import store_model_fetcher
 
 from .conftest import small_config
 
@@ -119,8 +122,23 @@ def test_a_pre_model_that_cannot_serve_is_one_config_error(case, message, tmp_pa
     config = small_config(**{"General.pre-model-type": "noise-filter", "General.pre-model-path": source,
                              "Tracking.tracking_uri": str(tmp_path / "mlruns")})
     with pytest.raises(ConfigError, match=message) as error:
-        pre_model_of(config, FEATURE_NAMES)
+        pre_model_of(config, FEATURE_NAMES, fetch=store_model_fetcher(config.Tracking))
     assert "General.pre-model-path" in str(error.value)
+
+
+def test_a_uri_is_read_by_the_fetcher_it_is_given(saved_filter, tmp_path):
+    source = "runs:/" + "a" * 32 + "/model"
+    config = small_config(**{"General.pre-model-type": "noise-filter", "General.pre-model-path": source})
+    asked = []
+
+    def fetch(uri, scratch):
+        asked.append(uri)
+        return Path(saved_filter[0]), "a" * 32
+
+    pre_model = pre_model_of(config, FEATURE_NAMES, fetch=fetch)
+    assert asked == [source] and pre_model.run_id == "a" * 32 and pre_model.source == source
+    with pytest.raises(ValueError, match="pass fetch"):  # model/ reads no store by itself
+        pre_model_of(config, FEATURE_NAMES)
 
 
 def test_features_the_data_lacks_are_refused(saved_filter):

@@ -10,7 +10,7 @@ from gravtrain.model.builder import (
 )
 from gravtrain.model.devices import creation_scope, data_parallel_strategy, replica_devices
 from gravtrain.model.loading import ModelFileError, feature_names, load_model
-from gravtrain.model.pre_models import SIGNAL_SCORE, PreModel, load_pre_model, weights_sha256
+from gravtrain.model.pre_models import SIGNAL_SCORE, PreModel, PreModelFetch, load_pre_model, weights_sha256
 from gravtrain.model.optimizer import OPTIMIZERS, make_optimizer
 from gravtrain.model.regularizers import regularizer_values
 from gravtrain.model.stage_options import (
@@ -25,7 +25,7 @@ from gravtrain.model.summary import model_summary
 from gravtrain.model.training_parts import TrainingParts, build_training_parts
 
 __all__ = [
-    "HIT_INDEX", "HIT_ROW_SPLITS", "NOISE_FILTER_TERM_NAMES", "NoiseFilterLoss", "PreModel", "SIGNAL_SCORE", "load_pre_model", "pre_model_of", "weights_sha256",
+    "HIT_INDEX", "HIT_ROW_SPLITS", "NOISE_FILTER_TERM_NAMES", "NoiseFilterLoss", "PreModel", "PreModelFetch", "SIGNAL_SCORE", "load_pre_model", "pre_model_of", "weights_sha256",
     "INPUT_NAMES", "LOSS_TERM_NAMES", "ModelFileError", "OPTIMIZERS", "ObjectCondensationLoss", "TRACK_FLAG_FEATURE",
     "apply_batch_norm_options", "batch_norm_layers", "batch_norm_options", "build_loss", "build_model",
     "check_stage_options", "creation_scope", "data_parallel_strategy", "feature_names", "iteration_of",

@@ -82,7 +82,7 @@ from gravtrain.layers import (
     FrozenModelOutput,
     ScaledGooeyBatchNorm2,
 )
-from gravtrain.model.pre_models import SIGNAL_SCORE, PreModel, load_pre_model
+from gravtrain.model.pre_models import SIGNAL_SCORE, PreModel, PreModelFetch, load_pre_model
 from gravtrain.model.recompute import RecomputingForward
 from gravtrain.model.stage_options import batch_norm_arguments, check_stage_options
 
@@ -143,7 +143,8 @@ class FeatureStatsLike(Protocol):
     def scale(self) -> np.ndarray: ...
 
 
-def build_model(config: Config, feature_stats: FeatureStatsLike, *, pre_model: PreModel | None = None) -> keras.Model:
+def build_model(config: Config, feature_stats: FeatureStatsLike, *, pre_model: PreModel | None = None,
+                fetch: PreModelFetch | None = None) -> keras.Model:
     """Compile ``config`` into a functional ``keras.Model`` with freshly initialised weights (module docstring).
 
     Args:
@@ -151,6 +152,7 @@ def build_model(config: Config, feature_stats: FeatureStatsLike, *, pre_model: P
         feature_stats: the training set's per-feature statistics (``gravtrain.data.FeatureStats``); they are
             stored inside the model by its ``input_conditioning`` layer.
         pre_model: the pre-model ``config`` names (:func:`pre_model_of`); loaded here when not given.
+        fetch: downloads a pre-model named by a URI (:data:`~gravtrain.model.pre_models.PreModelFetch`).
 
     Returns:
         A model called as ``model({"features": (V, F) float32, "row_splits": (E+1,) int32})`` that returns a
@@ -170,19 +172,20 @@ def build_model(config: Config, feature_stats: FeatureStatsLike, *, pre_model: P
         raise ValueError(f"the feature statistics lack {', '.join(missing)}; the model needs them by name "
                          f"(features present: {', '.join(names)})")
     if pre_model is None:
-        pre_model = pre_model_of(config, names)
+        pre_model = pre_model_of(config, names, fetch=fetch)
     return MODEL_FAMILIES[config.General.model](config, feature_stats, pre_model).compile()
 
 
-def pre_model_of(config: Config, data_features) -> PreModel | None:
+def pre_model_of(config: Config, data_features, *, fetch: PreModelFetch | None = None) -> PreModel | None:
     """The pre-model ``config`` names, loaded and checked against the data's features (``ConfigError`` if it
-    cannot be); None without one. A pre-pooling model is any gravtrain model with a ``pre_pooling`` layer."""
+    cannot be); None without one. A pre-pooling model is any gravtrain model with a ``pre_pooling`` layer. ``fetch``
+    downloads one a URI names (:data:`~gravtrain.model.pre_models.PreModelFetch`)."""
     kind = config.General.pre_model_type
     if kind == "none" or (kind == "pre-pooling" and not config.General.pre_model_path):
         return None
     if kind == "noise-filter":
-        return load_pre_model(config, data_features)
-    loaded = load_pre_model(config, data_features, expect_output=None)
+        return load_pre_model(config, data_features, fetch=fetch)
+    loaded = load_pre_model(config, data_features, expect_output=None, fetch=fetch)
     try:
         loaded.model.get_layer(PRE_POOLING_LAYER)
     except ValueError:

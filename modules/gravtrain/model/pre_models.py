@@ -1,8 +1,10 @@
 """Finding, loading and identifying the pre-model a config names (``General.pre-model-type`` / ``pre-model-path``).
 
 ``pre-model-path`` is a ``.keras`` file (the config loader has already made a relative path relative to the
-working directory) or an MLflow model URI such as ``runs:/<run id>/model``, downloaded from the store the config
-tracks to (``MLFLOW_TRACKING_URI`` wins, as for training). A pre-model's identity, logged with the main run, is
+working directory) or an MLflow model URI such as ``runs:/<run id>/model``. model/ does not read stores: a URI is
+downloaded by the ``fetch`` callable the caller passes (`PreModelFetch`; training and the CLI pass
+``gravtrain.tracking.store_model_fetcher(config.Tracking)``, which reads the store the config tracks to, with
+``MLFLOW_TRACKING_URI`` winning as for training). A pre-model's identity, logged with the main run, is
 where it came from, the run that trained it (from the URI, or the run directory a checkpoint-directory path lies
 in) and the SHA-256 of its weights::
 
@@ -15,11 +17,11 @@ Every failure is a ``ConfigError`` on ``General.pre-model-path`` saying what is 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import keras
 
@@ -34,6 +36,9 @@ SIGNAL_SCORE = "signal_score"
 #: A URI MLflow resolves (``runs:/``, ``models:/``, ``file:``, ...) rather than a path.
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+#: ``fetch(uri, scratch)``: the ``.keras`` file of the model at ``uri``, downloaded into the folder ``scratch``, and
+#: the run ID the URI names ("" if none); raises FileNotFoundError with a message for the user when it cannot.
+PreModelFetch = Callable[[str, Path], tuple[Path, str]]
 
 
 @dataclass(frozen=True)
@@ -74,15 +79,14 @@ def weights_sha256(model: keras.Model) -> str:
 
 
 def load_pre_model(config: Config, data_features, *, expect_output: str | None = SIGNAL_SCORE,
-                   tracking_uri: str | None = None) -> PreModel:
+                   fetch: PreModelFetch | None = None) -> PreModel:
     """Load the pre-model ``config`` names and check it fits the data.
 
     Args:
         config: a config with ``pre-model-path`` set.
         data_features: the feature names of the data (the columns the main model gets).
         expect_output: an output the model must have (a noise filter's ``signal_score``); None for any.
-        tracking_uri: the store ``runs:/`` URIs are read from (default: ``MLFLOW_TRACKING_URI`` or
-            ``Tracking.tracking_uri``).
+        fetch: downloads a URI source (`PreModelFetch`); without it a URI is refused.
 
     Raises:
         ConfigError: no such file or run, not a gravtrain model, another kind of model, or other features.
@@ -92,7 +96,12 @@ def load_pre_model(config: Config, data_features, *, expect_output: str | None =
         raise ValueError("the config names no pre-model")
     with tempfile.TemporaryDirectory(prefix="gravtrain-pre-model-") as scratch:
         if _URI.match(source):
-            path, run_id = _download(source, tracking_uri or _tracking_uri(config), Path(scratch))
+            if fetch is None:
+                raise ValueError(f"pre-model-path '{source}' is a URI: pass fetch (the store's model fetcher)")
+            try:
+                path, run_id = fetch(source, Path(scratch))
+            except FileNotFoundError as exc:
+                _fail(str(exc))
         else:
             path = Path(source)
             run_id = path.parent.name if _RUN_ID.match(path.parent.name) else ""
@@ -112,44 +121,6 @@ def load_pre_model(config: Config, data_features, *, expect_output: str | None =
         _fail(f"'{source}' was trained on the features {', '.join(saved)} but the data has {', '.join(wanted)}; "
               "train the pre-model on data with the same features.")
     return PreModel(model=model, source=source, run_id=run_id, weights_sha256=weights_sha256(model))
-
-
-def _tracking_uri(config: Config) -> str:
-    from gravtrain.tracking.store import configure_mlflow, resolve_tracking_uri
-
-    uri = resolve_tracking_uri(config.Tracking)
-    configure_mlflow(uri)
-    return uri
-
-
-def _download(uri: str, tracking_uri: str, scratch: Path) -> tuple[Path, str]:
-    """The ``.keras`` file of the MLflow model at ``uri``, downloaded into ``scratch``, and its run ID."""
-    import mlflow
-
-    match = re.match(r"^runs:/([^/]+)/", uri)
-    run_id = match.group(1) if match else ""
-    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # a progress bar per file clutters the log
-    saved = {name: os.environ.get(name) for name in quiet}
-    os.environ.update(quiet)
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(scratch),
-                                                         tracking_uri=tracking_uri))
-    except Exception as exc:  # MLflow raises several types for an unknown run or artifact
-        _fail(f"'{uri}' could not be read from the store {tracking_uri} ({type(exc).__name__}: "
-              f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the run ID and the store "
-              "(Tracking.tracking_uri or MLFLOW_TRACKING_URI), and that the run logged its model under that name "
-              "(gravtrain logs it as 'model').")
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    files = sorted(local.rglob("*.keras")) if local.is_dir() else [local]
-    if not files or files[0].suffix != ".keras":
-        _fail(f"'{uri}' holds no .keras model file; give the URI of a model gravtrain logged, "
-              "runs:/<run id>/model.")
-    return files[0], run_id
 
 
 def _fail(message: str):

@@ -12,7 +12,7 @@ from gravtrain.config.schema import Config
 from gravtrain.model.builder import FeatureStatsLike, build_model, pre_model_of
 from gravtrain.model.devices import creation_scope
 from gravtrain.model.optimizer import make_optimizer
-from gravtrain.model.pre_models import PreModel
+from gravtrain.model.pre_models import PreModel, PreModelFetch
 from gravtrain.model.stage_options import build_loss
 
 
@@ -27,16 +27,18 @@ class TrainingParts:
 
 
 def build_training_parts(config: Config, feature_stats: FeatureStatsLike,
-                         strategy: tf.distribute.Strategy | None = None) -> TrainingParts:
+                         strategy: tf.distribute.Strategy | None = None, *,
+                         fetch: PreModelFetch | None = None) -> TrainingParts:
     """The model ``config`` describes (and the pre-model it names, loaded), its optimizer at the first stage's
     learning rate, built for all of the model's trainable weights, and the first stage's loss; on the devices of
-    ``strategy`` (`gravtrain.model.devices`; None: one device), every variable mirrored on each.
+    ``strategy`` (`gravtrain.model.devices`; None: one device), every variable mirrored on each. ``fetch``
+    downloads a pre-model a URI names (`gravtrain.model.pre_models.PreModelFetch`).
 
     Raises:
         ConfigError: what `build_model` and `pre_model_of` raise.
     """
     with creation_scope(strategy):
-        pre_model = pre_model_of(config, feature_stats.names)
+        pre_model = pre_model_of(config, feature_stats.names, fetch=fetch)
         model = build_model(config, feature_stats, pre_model=pre_model)
         optimizer = make_optimizer(config.Optimizer, config.Training[0].learning_rate)
         optimizer.build(model.trainable_variables)

@@ -67,7 +67,7 @@ def package_versions() -> dict[str, str]:
         else:
             logger.debug("%s is not installed; no %s tag", distributions[0], tag)
     if "gravtrain.version" not in versions:  # run from a source tree that was never installed
-        from gravtrain import __version__
+        from gravtrain.version import __version__
 
         versions["gravtrain.version"] = __version__
     return versions

@@ -178,6 +178,14 @@ class MlflowTracker(RunParamsAndTags, RunMetrics, RunArtifacts):
 EXPERIMENT_KIND_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
+def run_status(tracking_uri: str, run_id: str) -> str:
+    """The status of run ``run_id`` in the store ``tracking_uri``: RUNNING, FINISHED, FAILED, KILLED or SCHEDULED."""
+    from mlflow import MlflowClient
+
+    configure_mlflow(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info.status
+
+
 def _experiment_id(client: "MlflowClient", name: str) -> str:
     """The ID of experiment ``name``, created (tagged with `EXPERIMENT_KIND_TAGS`) if the store has none."""
     from mlflow.exceptions import MlflowException

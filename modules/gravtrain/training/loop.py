@@ -43,7 +43,7 @@ from gravtrain.model import (
     loss_options,
     model_summary,
 )
-from gravtrain.tracking import StoreWriteError
+from gravtrain.tracking import StoreWriteError, store_model_fetcher
 from gravtrain.training import checkpoint as ckpt
 from gravtrain.training.figures import TrainingFigures
 from gravtrain.training.outcome import EpochEnd, NonFiniteLossError, TrainingInterrupted, TrainResult
@@ -99,7 +99,8 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
                 val_store.n_events)
     _check_batches_per_step(config, train_store)
     with clock.part("model"):
-        parts = build_training_parts(config, stats, strategy)  # on several devices, every variable mirrored on each
+        # on several devices, every variable mirrored on each; a pre-model a runs:/ URI names comes from the store
+        parts = build_training_parts(config, stats, strategy, fetch=store_model_fetcher(config.Tracking))
     model, optimizer, loss, pre_model = parts.model, parts.optimizer, parts.loss, parts.pre_model
     check_freeze_patterns(config, model)
     if strategy is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,12 +20,11 @@ from pathlib import Path
 from typing import Mapping
 
 import keras
-import numpy as np
 
-from gravtrain import __version__
 from gravtrain.config import resolved_yaml
 from gravtrain.config.schema import Config
 from gravtrain.tracking.doctor import repair_run
+from gravtrain.tracking.logged_models import MODEL_ARTIFACT, log_keras_model
 from gravtrain.tracking.store import local_directory, store_uri
 from gravtrain.training.checkpoint import latest_checkpoint
 from gravtrain.tracking import (
@@ -44,7 +42,6 @@ from gravtrain.tracking import (
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
-MODEL_ARTIFACT = "model"
 #: Metrics the store failed to take, kept in the run directory (JSON lines) until a resume writes them.
 UNWRITTEN_METRICS_FILE = "unwritten-metrics.jsonl"
 
@@ -138,30 +135,7 @@ class RunContext:
         model.save(path)
         if self.run_id is None:
             return
-        import mlflow.keras
-        from importlib.metadata import version
-
-        with tempfile.TemporaryDirectory() as scratch:
-            local = Path(scratch) / MODEL_ARTIFACT
-            # Explicit requirements: MLflow would otherwise infer them by loading the model in a subprocess.
-            requirements = [f"{name}=={version(name)}" for name in ("tensorflow", "keras")] + [
-                f"gravtrain=={__version__}"]
-            mlflow.keras.save_model(model, str(local), pip_requirements=requirements, signature=model_signature(model))
-            self.tracker.log_artifacts(local, MODEL_ARTIFACT)
-
-
-def model_signature(model: keras.Model):
-    """MLflow's tensor signature of a gravtrain model: inputs ``features`` (V, F) float32 and ``row_splits``
-    (E+1,) int32, outputs the condensation heads by name; -1 marks the ragged (hit or event) axis."""
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
-
-    def spec(name, tensor):
-        return TensorSpec(np.dtype(tensor.dtype), tuple(-1 if size is None else int(size) for size in tensor.shape),
-                          name)
-
-    return ModelSignature(inputs=Schema([spec(tensor.name, tensor) for tensor in model.inputs]),
-                          outputs=Schema([spec(name, tensor) for name, tensor in sorted(model.output.items())]))
+        log_keras_model(self.tracker, model, MODEL_ARTIFACT)
 
 
 @contextmanager

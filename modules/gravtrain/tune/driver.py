@@ -329,11 +329,12 @@ def _run_worker_processes(sweep_file, overrides, outcome: TuneOutcome, workers: 
 def _finish(plan: SweepPlan, study, outcome: TuneOutcome, *, end_parent: bool) -> str:
     """The report, logged on the parent run; with ``end_parent`` (every slot finished) the run is then
     FINISHED, otherwise it keeps its status (``--report`` on a sweep still running). Returns the report's text."""
+    from gravtrain.tracking import resolve_tracking_uri, run_status
     from gravtrain.tune.report import log_report, sweep_report
 
     report = sweep_report(plan, study)
     if outcome.parent_run_id:
-        status = _run_status(plan, outcome.parent_run_id)
+        status = run_status(resolve_tracking_uri(plan.base_config.Tracking), outcome.parent_run_id)
         tracker = _parent_tracker(plan, outcome.parent_run_id)
         log_report(tracker, report)
         tracker.flush(wait=True)
@@ -342,11 +343,3 @@ def _finish(plan: SweepPlan, study, outcome: TuneOutcome, *, end_parent: bool) -
     return report.summary()
 
 
-def _run_status(plan: SweepPlan, run_id: str) -> str:
-    from mlflow import MlflowClient
-
-    from gravtrain.tracking import resolve_tracking_uri
-    from gravtrain.tracking.store import store_uri
-
-    client = MlflowClient(tracking_uri=store_uri(resolve_tracking_uri(plan.base_config.Tracking)))
-    return client.get_run(run_id).info.status

@@ -71,6 +71,7 @@ def _model_sizes(plan: SweepPlan) -> list[str]:
     """Build the smallest and largest architecture of the space; their parameter counts."""
     from gravtrain.data import FeatureStats
     from gravtrain.model import build_model
+    from gravtrain.tracking import store_model_fetcher
 
     architecture = [swept for swept in plan.keys if swept.path[0] == "Architecture"]
     first = plan.first_values()
@@ -78,7 +79,8 @@ def _model_sizes(plan: SweepPlan) -> list[str]:
     def size(point: dict) -> int:
         import keras
 
-        model = build_model(plan.concrete_config(point), FeatureStats.neutral())
+        config = plan.concrete_config(point)
+        model = build_model(config, FeatureStats.neutral(), fetch=store_model_fetcher(config.Tracking))
         count = int(model.count_params())
         keras.backend.clear_session()
         return count
