@@ -129,6 +129,16 @@ def test_metrics_steps_and_the_learning_rate_switch(trained):
     assert metric_steps(client, result.run_id, "data/skipped_events") == [0, first_of_stage_two - 1]
 
 
+def test_a_run_logs_every_headline_metric_of_its_kind(trained):
+    """The names `runs list`, `runs compare` and the UI show first are the names a run really logs."""
+    from gravtrain.tracking.headline_metrics import COMPARE_FIRST, NOISE_FILTER_HEADLINE, SHOWER_HEADLINE
+
+    directory, _, result = trained
+    logged = set(client_for(directory).get_run(result.run_id).data.metrics)
+    assert set(SHOWER_HEADLINE + COMPARE_FIRST) <= logged, sorted(set(SHOWER_HEADLINE + COMPARE_FIRST) - logged)
+    assert not set(NOISE_FILTER_HEADLINE) & logged  # a condensation model has no noise filter's headline
+
+
 def test_the_wall_time_by_part_adds_up_to_the_call(trained):
     from gravtrain.training.wall_clock import WALL_TIME_PARTS
 

@@ -64,6 +64,10 @@ def test_the_filter_beats_a_constant_score(noise_filter):
     assert run.info.status == "FINISHED" and run.data.params["General.model"] == "noise-filter"
     artifacts = {item.path for item in client().list_artifacts(noise_filter.run_id, "evaluation")}
     assert {"evaluation/roc.png", "evaluation/shower_energy_kept.png"} <= artifacts
+    from gravtrain.tracking.headline_metrics import NOISE_FILTER_HEADLINE, OBJECTIVE, SHOWER_HEADLINE
+
+    logged = set(run.data.metrics)  # the names `runs list` and the UI show for a noise filter
+    assert set(NOISE_FILTER_HEADLINE) | {OBJECTIVE} <= logged and not set(SHOWER_HEADLINE) & logged
 
 
 @pytest.mark.parametrize("how", ["relative path", "runs URI"])

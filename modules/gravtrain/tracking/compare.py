@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from gravtrain.tracking.errors import TrackingError
+from gravtrain.tracking.headline_metrics import COMPARE_FIRST
 from gravtrain.tracking.store import configure_mlflow, local_directory, store_uri
 
 logger = logging.getLogger(__name__)
 
-#: The metrics shown first, in this order: the physics headline, then what training minimises.
-HEADLINE_METRICS = ("physics/efficiency", "physics/fake_rate", "physics/response", "val/objective",
-                    "val/loss/total")
 #: The fewest leading characters of a run ID that name it.
 MIN_PREFIX_LENGTH = 6
 #: The length of an MLflow run ID (``uuid4().hex``); a reference this long is looked up directly.
@@ -64,7 +62,7 @@ class RunComparison:
     """Params and metrics of several runs side by side; the first run is the reference for metric deltas.
 
     ``params`` and ``metrics`` map each key to one value per run (None where the run lacks the key), params in
-    natural key order (``Training.2`` before ``Training.10``), metrics with `HEADLINE_METRICS` first.
+    natural key order (``Training.2`` before ``Training.10``), metrics with `COMPARE_FIRST` first.
     """
 
     runs: tuple[RunRecord, ...]
@@ -137,9 +135,9 @@ def compare_runs(runs: Sequence[RunRecord]) -> RunComparison:
 
 
 def ordered_metric_keys(keys: Iterable[str]) -> list[str]:
-    """Distinct metric keys: `HEADLINE_METRICS` first (in their order), then the rest alphabetically."""
+    """Distinct metric keys: `COMPARE_FIRST` first (in their order), then the rest alphabetically."""
     distinct = set(keys)
-    headline = [key for key in HEADLINE_METRICS if key in distinct]
+    headline = [key for key in COMPARE_FIRST if key in distinct]
     return headline + sorted(distinct - set(headline))
 
 

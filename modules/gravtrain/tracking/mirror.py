@@ -58,7 +58,7 @@ import yaml
 from gravtrain.tracking.doctor import NOT_EXPERIMENTS, NOT_RUNS
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.run import EXPERIMENT_KIND_TAGS
-from gravtrain.tracking.run_list import LIST_METRICS
+from gravtrain.tracking.headline_metrics import LIST_METRICS
 from gravtrain.tracking.run_pack import PACK_FILE, file_signature, read_run_pack
 from gravtrain.tracking.store import local_directory, store_uri
 

@@ -20,18 +20,11 @@ from typing import Mapping, Sequence
 
 from gravtrain.tracking.compare import MISSING, aligned, format_number
 from gravtrain.tracking.errors import TrackingError
+from gravtrain.tracking.headline_metrics import LIST_METRICS, METRIC_HEADINGS
 from gravtrain.tracking.store import configure_mlflow
 
 logger = logging.getLogger(__name__)
 
-#: The metrics a listed run shows: the physics headline of a condensation model, then of a noise filter, then
-#: the objective training minimised. A run lacking one shows "-".
-LIST_METRICS = ("physics/efficiency", "physics/fake_rate", "physics/response", "physics/signal_efficiency",
-                "physics/noise_rejection", "val/objective")
-#: Column headings of `LIST_METRICS` in the table.
-METRIC_HEADINGS = {"physics/efficiency": "eff", "physics/fake_rate": "fake", "physics/response": "resp",
-                   "physics/signal_efficiency": "sig_eff", "physics/noise_rejection": "noise_rej",
-                   "val/objective": "objective"}
 STAGE_TAG = "gravtrain.stage"
 CONFIG_HASH_TAG = "gravtrain.config_sha256"
 #: Characters of the config hash shown in the table (JSON has it whole).
