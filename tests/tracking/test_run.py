@@ -313,3 +313,17 @@ def test_a_run_of_a_directory_store_ends_with_its_pack(start, client, store, end
     assert pack["metrics/physics/efficiency"][0] == (run_dir / "metrics/physics/efficiency").read_bytes()
     assert set(pack) == {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")
                          if p.is_file() and p.name != PACK_FILE and "artifacts" not in p.parts}
+
+
+def test_the_status_codes_are_mlflows_and_a_run_reports_its_status(start, store):
+    from mlflow.entities import RunStatus
+
+    from gravtrain.tracking import run_status
+    from gravtrain.tracking.tracker import ENDED_STATUS_CODES, RUN_STATUSES, STATUS_CODES
+
+    assert STATUS_CODES == {RunStatus.to_string(code): code for code in RunStatus.all_status()}
+    assert set(ENDED_STATUS_CODES.values()) == set(RUN_STATUSES)
+    tracker = start()
+    assert run_status(store, tracker.run_id) == "RUNNING"
+    tracker.end("KILLED")
+    assert run_status(store, tracker.run_id) == "KILLED"

@@ -61,6 +61,7 @@ from gravtrain.tracking.run import EXPERIMENT_KIND_TAGS
 from gravtrain.tracking.headline_metrics import LIST_METRICS
 from gravtrain.tracking.run_pack import PACK_FILE, file_signature, read_run_pack
 from gravtrain.tracking.store import local_directory, store_uri
+from gravtrain.tracking.tracker import ENDED_STATUS_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,6 @@ MIRROR_FORMAT = 1
 #: (``?viewStateShareKey=<key>``), as its "Share" button does.
 VIEW_SHARE_KEY = "gravtrain"
 SHARED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
-#: MLflow's run statuses (``mlflow.entities.RunStatus``) after which a run's files no longer change.
-ENDED_STATUSES = {3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 #: A run's folder whose contents are not mirrored (read from the source when asked for).
 ARTIFACTS = "artifacts"
 #: The folders MLflow requires of a run's directory before it finds the run by its ID (its
@@ -721,7 +720,7 @@ def _has_ended(meta: Path) -> bool:
         info = yaml.safe_load(meta.read_bytes())
     except (OSError, yaml.YAMLError):
         return False
-    return isinstance(info, dict) and info.get("status") in ENDED_STATUSES
+    return isinstance(info, dict) and info.get("status") in ENDED_STATUS_CODES
 
 
 def _remove_file(path: Path) -> None:

@@ -6,7 +6,12 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol, runtime_checkable
 
+#: The statuses a run can end with.
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+#: MLflow's number for each status (``mlflow.entities.RunStatus``), as a file store's ``meta.yaml`` writes it.
+STATUS_CODES = {"RUNNING": 1, "SCHEDULED": 2, "FINISHED": 3, "FAILED": 4, "KILLED": 5}
+#: The numbers of `RUN_STATUSES`: a run with one of them no longer changes its files.
+ENDED_STATUS_CODES = {STATUS_CODES[name]: name for name in RUN_STATUSES}
 
 
 def check_run_status(status: str) -> None:
