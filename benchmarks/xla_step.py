@@ -62,7 +62,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_step_profile import machine  # noqa: E402
 
-MODEL_INPUTS = ("features", "row_splits")
 #: Outputs further than this share of the largest output from ``graph``'s count as differing.
 OUTPUT_TOLERANCE = 1e-4
 
@@ -83,7 +82,7 @@ class Variant:
     def __init__(self, name: str, config, stats):
         import keras
 
-        from gravtrain.model import TRACK_FLAG_FEATURE, build_training_parts, feature_names
+        from gravtrain.model import INPUT_NAMES, TRACK_FLAG_FEATURE, build_training_parts, feature_names
 
         self.name = name
         keras.utils.set_random_seed(config.General.seed)
@@ -100,8 +99,8 @@ class Variant:
 
         def step(batch):
             with tf.GradientTape() as tape:
-                predictions, added = model_forward({key: batch[key] for key in MODEL_INPUTS})
-                truth = {key: value for key, value in batch.items() if key not in MODEL_INPUTS}
+                predictions, added = model_forward({key: batch[key] for key in INPUT_NAMES})
+                truth = {key: value for key, value in batch.items() if key not in INPUT_NAMES}
                 objective, _ = loss(predictions, truth, batch["row_splits"], batch["features"][:, track])
                 if added:
                     objective += tf.add_n(added)

@@ -42,10 +42,9 @@ import tensorflow as tf
 
 from gravtrain.data.batching import batch_element_spec
 from gravtrain.model import (
-    HIT_INDEX, HIT_ROW_SPLITS, TRACK_FLAG_FEATURE, feature_names, recomputing_forward, regularizer_values,
+    HIT_INDEX, HIT_ROW_SPLITS, INPUT_NAMES, TRACK_FLAG_FEATURE, feature_names, recomputing_forward, regularizer_values,
 )
 
-MODEL_INPUTS = ("features", "row_splits")
 #: Metrics a step on several devices sums over them; it averages the others.
 SUMMED_METRICS = ("hits", "hits_kept")
 
@@ -113,12 +112,12 @@ class TrainingStep:
         def forward(batch, training, scope=None):
             """The objective, metrics and the model's outputs of a batch. ``scope``: the ``keras.StatelessScope``
             the pass runs in (on several devices), which holds the losses the layers added."""
-            inputs = {name: batch[name] for name in MODEL_INPUTS}
+            inputs = {name: batch[name] for name in INPUT_NAMES}
             if training and recomputing is not None:
                 predictions, recomputed_losses = recomputing(inputs, training=True)
             else:
                 predictions, recomputed_losses = self.model(inputs, training=training), []
-            truth = {name: value for name, value in batch.items() if name not in MODEL_INPUTS}
+            truth = {name: value for name, value in batch.items() if name not in INPUT_NAMES}
             is_track = batch["features"][:, self._track_column]
             row_splits = batch["row_splits"]
             if HIT_INDEX in predictions:  # a pre-model kept a subset of the hits
