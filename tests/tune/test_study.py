@@ -162,3 +162,16 @@ def test_the_median_pruner_lets_the_warmup_epochs_train():
     assert first_pruned_epoch(3) == 4
     assert first_pruned_epoch(6) is None
     assert isinstance(make_pruner("none", 3), optuna.pruners.NopPruner)
+
+
+def test_every_sampler_and_pruner_a_sweep_file_offers_is_made_and_no_other():
+    from gravtrain.tune.sampling import PRUNER_FACTORIES, SAMPLER_FACTORIES, make_pruner, make_sampler
+    from gravtrain.tune.sweep_file import PRUNERS, SAMPLERS
+
+    assert tuple(SAMPLER_FACTORIES) == SAMPLERS and tuple(PRUNER_FACTORIES) == PRUNERS
+    assert isinstance(make_sampler("tpe", 3), optuna.samplers.TPESampler)
+    assert isinstance(make_pruner("median"), optuna.pruners.MedianPruner)
+    with pytest.raises(ValueError, match="unknown sampler 'cmaes'; one of grid, random, tpe"):
+        make_sampler("cmaes", 3)
+    with pytest.raises(ValueError, match="unknown pruner 'hyperband'; one of none, median"):
+        make_pruner("hyperband")

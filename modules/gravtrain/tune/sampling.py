@@ -21,19 +21,40 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 
-def make_sampler(kind: str, seed: int, worker: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler of a sweep's ``sampler`` (grid points are queued, so a grid gets the random sampler)."""
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed * 1000 + worker, constant_liar=True)
+def _random_sampler(seed: int, worker: int) -> optuna.samplers.BaseSampler:
     return TrialSeededRandomSampler(seed)
 
 
+def _tpe_sampler(seed: int, worker: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed * 1000 + worker, constant_liar=True)
+
+
+#: The sampler of each sweep file's ``sampler`` (`gravtrain.tune.sweep_file.SAMPLERS`; a test keeps the two
+#: alike): a grid's points are queued before any trial, so a grid samples as random does beyond them.
+SAMPLER_FACTORIES = {"grid": _random_sampler, "random": _random_sampler, "tpe": _tpe_sampler}
+#: The pruner of each sweep file's ``pruner`` (`gravtrain.tune.sweep_file.PRUNERS`); a trial reports its objective
+#: at epochs 1, 2, ..., so Optuna's warm-up of W + 1 steps lets the first W epochs train whatever they score.
+PRUNER_FACTORIES = {
+    "none": lambda warmup_epochs: optuna.pruners.NopPruner(),
+    "median": lambda warmup_epochs: optuna.pruners.MedianPruner(n_warmup_steps=warmup_epochs + 1),
+}
+
+
+def make_sampler(kind: str, seed: int, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler of a sweep's ``sampler`` (`SAMPLER_FACTORIES`); an unknown kind is a ValueError."""
+    return _registered(SAMPLER_FACTORIES, "sampler", kind)(seed, worker)
+
+
 def make_pruner(kind: str, warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
-    """The pruner of a sweep's ``pruner``; a trial reports its objective at epochs 1, 2, ..., so Optuna's warm-up
-    of W + 1 steps lets the first W epochs train whatever they score."""
-    if kind != "median":
-        return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_warmup_steps=warmup_epochs + 1)
+    """The pruner of a sweep's ``pruner`` (`PRUNER_FACTORIES`); an unknown kind is a ValueError."""
+    return _registered(PRUNER_FACTORIES, "pruner", kind)(warmup_epochs)
+
+
+def _registered(registry: dict, what: str, kind: str):
+    try:
+        return registry[kind]
+    except KeyError:
+        raise ValueError(f"unknown {what} {kind!r}; one of {', '.join(registry)}") from None
 
 
 class TrialSeededRandomSampler(optuna.samplers.BaseSampler):
