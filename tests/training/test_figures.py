@@ -41,7 +41,7 @@ def figures():
     events = simulate_events(6, n_particles=(1, 3), energy_range=(1.0, 20.0), noise_hits=20, seed=8)
     config = small_config()
     assert len(config.Architecture.gravnet) == 2
-    figures = TrainingFigures(config, build_model(config, FeatureStats.from_store(events)), events)
+    figures = TrainingFigures(build_model(config, FeatureStats.from_store(events)), events)
     figures.warm_up()
     return figures
 

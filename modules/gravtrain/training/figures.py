@@ -24,10 +24,9 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from gravtrain.config.schema import Config
 from gravtrain.data import EventStore, batch_element_spec
 from gravtrain.evaluation import busiest_event
-from gravtrain.model import HIT_INDEX
+from gravtrain.model import HIT_INDEX, gravnet_space_outputs, model_kind
 from gravtrain.plotting import coordinate_space_figure, loss_curves_figure, schedule_figure
 
 #: zlib level of the PNGs: 1 (of 9; matplotlib's default is 6) encodes about three times faster for files about
@@ -38,19 +37,16 @@ PNG_COMPRESS_LEVEL = 1
 class TrainingFigures:
     """The live plots of a run: ``refresh`` draws and logs them (module docstring)."""
 
-    def __init__(self, config: Config, model: keras.Model, val_store: EventStore):
+    def __init__(self, model: keras.Model, val_store: EventStore):
         self.event_index = busiest_event(val_store)
         event = val_store.event(self.event_index)
         self.inputs = {"features": event["features"],
                        "row_splits": np.array([0, len(event["features"])], dtype=np.int32)}
         self.t_idx = event["t_idx"].reshape(-1)
         self._probe = None
-        if "ccoords" not in model.output:  # a noise filter has no spaces to draw
+        if model_kind(model) != "object-condensation":  # a noise filter has no spaces to draw
             return
-        outputs = {}
-        if config.General.pre_model_type != "pre-pooling":  # pooled rows are not the event's hits
-            outputs = {f"gravnet_{i}": model.get_layer(f"gravnet_{i}").output[1]
-                       for i in range(len(config.Architecture.gravnet))}
+        outputs = gravnet_space_outputs(model)  # none behind pre-pooling: pooled rows are not the event's hits
         outputs["cluster"] = model.output["ccoords"]
         outputs["beta"] = model.output["beta"]
         if HIT_INDEX in model.output:  # behind a noise filter: the spaces hold the kept hits

@@ -220,7 +220,7 @@ class _StagedTrainer:
         self.progress = progress
         self.train_store, self.val_store = train_store, val_store
         self.recorder = MetricRecorder(run.tracker, config.Plotting.record_frequency, run.history)
-        self.figures = TrainingFigures(config, model, val_store)
+        self.figures = TrainingFigures(model, val_store)
         if run.tracker.run_id is not None:
             self.figures.warm_up()
         self.step = TrainingStep(model, loss, optimizer, strategy=strategy)
