@@ -364,17 +364,7 @@ def run_train(args: argparse.Namespace) -> int:
     except TrackingError as exc:  # the store refused the run (a deleted experiment, a changed param)
         log.error("%s", exc)
         return EXIT_USAGE
-    metrics = result.metrics
-    if "physics/signal_efficiency" in metrics:  # a noise filter
-        log.info("done in %.0f s: at score >= %g on the validation events, signal efficiency %.3f, noise rejection "
-                 "%.3f, ROC AUC %.3f, mean shower energy kept %.3f", result.seconds,
-                 *(metrics[f"physics/{name}"] for name in ("threshold", "signal_efficiency", "noise_rejection",
-                                                            "auc", "shower_energy_kept")))
-    else:
-        log.info("done in %.0f s: above %g GeV on the validation events, efficiency %.3f, fake rate %.3f, response "
-                 "%.3f (all energies: %.3f, %.3f, %.3f)", result.seconds, metrics.get("physics/energy_threshold", 0.0),
-                 *(metrics.get(f"physics/{name}", float("nan")) for name in (
-                     "efficiency", "fake_rate", "response", "efficiency_all", "fake_rate_all", "response_all")))
+    log.info("done in %.0f s: %s (validation events, final model)", result.seconds, result.headline)
     if result.run_id:
         log.info("MLflow run %s; browse it with `gravtrain ui`", result.run_id)
     log.info("model saved as %s", result.run_dir / "model.keras")

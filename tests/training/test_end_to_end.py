@@ -137,6 +137,10 @@ def test_a_run_logs_every_headline_metric_of_its_kind(trained):
     logged = set(client_for(directory).get_run(result.run_id).data.metrics)
     assert set(SHOWER_HEADLINE + COMPARE_FIRST) <= logged, sorted(set(SHOWER_HEADLINE + COMPARE_FIRST) - logged)
     assert not set(NOISE_FILTER_HEADLINE) & logged  # a condensation model has no noise filter's headline
+    # the end-of-training line (`gravtrain train`) comes from the result, with the logged figures
+    assert result.headline == (f"above 10 GeV efficiency {result.metrics['physics/efficiency']:.3f}, fake rate "
+                               f"{result.metrics['physics/fake_rate']:.3f}, response "
+                               f"{result.metrics['physics/response']:.3f}")
 
 
 def test_the_wall_time_by_part_adds_up_to_the_call(trained):

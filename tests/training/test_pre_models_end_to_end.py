@@ -68,6 +68,8 @@ def test_the_filter_beats_a_constant_score(noise_filter):
 
     logged = set(run.data.metrics)  # the names `runs list` and the UI show for a noise filter
     assert set(NOISE_FILTER_HEADLINE) | {OBJECTIVE} <= logged and not set(SHOWER_HEADLINE) & logged
+    assert noise_filter.headline.startswith(f"at score >= {metrics['physics/threshold']:g} signal efficiency "
+                                            f"{metrics['physics/signal_efficiency']:.3f}")
 
 
 @pytest.mark.parametrize("how", ["relative path", "runs URI"])

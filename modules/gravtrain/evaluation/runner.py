@@ -111,8 +111,8 @@ class EvaluationResult:
         """One line of the main metrics, for the log at an epoch end."""
         m = self.metrics
         if isinstance(m, FilterMetrics):
-            return (f"signal efficiency {m.signal_efficiency:.3f}, noise rejection {m.noise_rejection:.3f}, "
-                    f"AUC {m.auc:.3f}, shower energy kept {m.shower_energy_kept:.3f}")
+            return (f"at score >= {m.threshold:g} signal efficiency {m.signal_efficiency:.3f}, noise rejection "
+                    f"{m.noise_rejection:.3f}, AUC {m.auc:.3f}, shower energy kept {m.shower_energy_kept:.3f}")
         return (f"above {m.energy_threshold:g} GeV efficiency {m.efficiency:.3f}, fake rate {m.fake_rate:.3f}, "
                 f"response {m.response:.3f}")
 

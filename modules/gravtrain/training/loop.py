@@ -137,7 +137,7 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
                        curves=dict(trainer.recorder.curves),
                        seconds=time.perf_counter() - started,
                        loop_seconds=loop_seconds, loop_cpu_seconds=loop_cpu_seconds,
-                       wall_times=clock.breakdown())
+                       wall_times=clock.breakdown(), headline=trainer.final_headline)
 
 
 def _check_batches_per_step(config: Config, train_store) -> None:
@@ -228,6 +228,7 @@ class _StagedTrainer:
         self.last_val: dict[str, float] = {}
         self.epoch_end: EpochEnd | None = None
         self.stop_reason: str | None = None  # set by epoch_end: no further epoch or stage
+        self.final_headline = ""  # the final model's physics in one line, set by finish
 
     # ------------------------------------------------------------------ stages
     def run_stages(self) -> None:
@@ -479,4 +480,5 @@ class _StagedTrainer:
             self.run.tracker.log_figure(figure, f"evaluation/{name}.png")
         self.run.log_model(self.model)
         logger.info("validation events, final model:\n%s", result.summary())
+        self.final_headline = result.headline()
         return metrics

@@ -41,6 +41,8 @@ class TrainResult:
         wall_times: wall seconds of this call by part (``gravtrain.training.wall_clock``: events, model, run
             start, steps, validation, physics, commits, final); they add up to ``seconds`` but for the config's
             loading and checks.
+        headline: the final model's main physics figures on the validation events in one line (a condensation
+            model's efficiency, fake rate and response; a noise filter's efficiency, rejection and AUC).
     """
 
     run_id: str | None
@@ -53,3 +55,4 @@ class TrainResult:
     loop_seconds: float = 0.0
     loop_cpu_seconds: float = 0.0
     wall_times: dict[str, float] = field(default_factory=dict)
+    headline: str = ""
