@@ -17,8 +17,9 @@ import os
 import sys
 from typing import Sequence
 
-from gravtrain.version import __version__
 from gravtrain.config import ConfigError, load_config, resolve_config, resolved_yaml
+from gravtrain.tracking.store import named_store
+from gravtrain.version import __version__
 
 log = logging.getLogger("gravtrain")
 
@@ -400,19 +401,13 @@ def run_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _default_store(given: str | None) -> str:
-    from gravtrain.config.schema import Tracking
-
-    return given or os.environ.get("MLFLOW_TRACKING_URI") or Tracking().tracking_uri
-
-
 def run_ui(args: argparse.Namespace) -> int:
     from gravtrain.tracking import serve_ui
 
     if args.store and args.store_option:
         log.error("name the store once: either STORE or --store.")
         return EXIT_USAGE
-    return serve_ui(_default_store(args.store or args.store_option), host=args.host, port=args.port,
+    return serve_ui(named_store(args.store or args.store_option), host=args.host, port=args.port,
                     direct=args.direct, mirror_home=args.mirror, refresh_seconds=args.refresh)
 
 
@@ -421,7 +416,7 @@ def run_list(args: argparse.Namespace) -> int:
     from gravtrain.tracking.run_list import list_runs, runs_table
 
     try:
-        runs = list_runs(_default_store(args.store), mirror_home=args.mirror, direct=args.direct)
+        runs = list_runs(named_store(args.store), mirror_home=args.mirror, direct=args.direct)
     except TrackingError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
@@ -438,7 +433,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     from gravtrain.tracking.doctor import examine_store, repair
     from gravtrain.tracking.store import local_directory, store_uri
 
-    store = _default_store(args.store)
+    store = named_store(args.store)
     directory = local_directory(store_uri(store))
     if directory is None:
         log.error("%s is not a directory store; the doctor reads MLflow's file store (mlruns).", store)
@@ -462,7 +457,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from gravtrain.tracking.errors import TrackingError
 
     try:
-        comparison = compare_runs(read_runs(_default_store(args.store), [args.reference, *args.others],
+        comparison = compare_runs(read_runs(named_store(args.store), [args.reference, *args.others],
                                             mirror_home=args.mirror, direct=args.direct))
     except TrackingError as exc:
         log.error("%s", exc)

@@ -8,7 +8,9 @@ import pytest
 
 from gravtrain.config.schema import Tracking
 from gravtrain.tracking import MlflowTracker, TrackingError, configure_mlflow, resolve_tracking_uri
-from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV, is_file_store, local_directory
+from gravtrain.tracking.store import (
+    ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV, is_file_store, local_directory, named_store,
+)
 
 
 def test_default_store_is_mlruns_in_the_working_directory(clean_environment):
@@ -85,3 +87,11 @@ def test_limits_match_mlflow():
     assert validation.MAX_PARAMS_TAGS_PER_BATCH == MLFLOW_PARAMS_TAGS_PER_BATCH
     assert validation.MAX_METRICS_PER_BATCH == MLFLOW_METRICS_PER_BATCH
     assert validation.MAX_TAG_VAL_LENGTH == MLFLOW_TAG_VALUE_LIMIT
+
+
+def test_a_reading_command_opens_the_store_it_names_else_the_environments_else_the_default(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert named_store(None) == Tracking().tracking_uri == "mlruns"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///runs.db")
+    assert named_store(None) == "sqlite:///runs.db"
+    assert named_store("/mnt/cluster/mlruns") == "/mnt/cluster/mlruns"

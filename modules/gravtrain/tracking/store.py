@@ -47,6 +47,16 @@ def resolve_tracking_uri(tracking_section) -> str:
     return store_uri(tracking_section.tracking_uri)
 
 
+def named_store(given: str | None) -> str:
+    """The store a command that reads runs opens (``gravtrain ui``, ``runs list|compare|doctor``), as the user
+    wrote it: the one named on the command line, else ``MLFLOW_TRACKING_URI``, else ``Tracking.tracking_uri``'s
+    default, as training writes by default."""
+    from gravtrain.config.schema import Tracking
+
+    from_environment = os.environ.get(TRACKING_URI_ENV, "").strip()
+    return given or from_environment or Tracking().tracking_uri
+
+
 def store_uri(location: str) -> str:
     """``location`` as an MLflow store URI: a plain directory becomes an absolute ``file://`` URI."""
     if has_scheme(location):
