@@ -111,10 +111,12 @@ def plan_sweep(sweep_file: str | FilePath, overrides: Iterable[str] = ()) -> Swe
                           subject=SUBJECT)
     loaded, issues = read_config_data(str(base_file), overrides)
     plan = SweepPlan(sweep, base_file, loaded, base_file.read_bytes(), overrides)
-    issues = list(issues) + _model_issues(plan) + _override_issues(plan) + _key_issues(plan)
+    # Every mistake a file shows by itself, at once: the base config's, the model's, the overrides', the swept
+    # paths and markers, and each space's values; whole points are checked only once those are right.
+    issues = list(issues) + _model_issues(plan) + _override_issues(plan) + _key_issues(plan) + _space_issues(plan)
     if issues:
         raise ConfigError(issues, subject=SUBJECT)
-    issues = _value_issues(plan)
+    issues = _point_value_issues(plan)
     if issues:
         raise ConfigError(issues, subject=SUBJECT)
     return plan
@@ -192,14 +194,9 @@ def _key_issues(plan: SweepPlan) -> list[ConfigIssue]:
             issues.append(ConfigIssue(where, f"is swept, but {_where(origin, str(plan.base_file))} sets it to "
                                              f"{yaml_text(value)}; write `{swept.path[-1]}: {SWEEP_MARKER}` there, or "
                                              f"drop the parameter from the sweep.", sweep_name, swept.origin.line))
-        kind = swept.space.kind
-        inner = non_null_type(info.type)
-        if kind in ("uniform", "loguniform") and inner is int:
-            issues.append(ConfigIssue(where, f"{swept.name} is an integer key; sweep it with int: [lo, hi] (a "
-                                             f"{kind} range gives fractions).", sweep_name, swept.origin.line))
-        elif kind in ("uniform", "loguniform", "int") and inner not in (int, float):
-            issues.append(ConfigIssue(where, f"{swept.name} is not a number; sweep it with choice: [...].",
-                                      sweep_name, swept.origin.line))
+        misfit = _space_misfit(swept, info)
+        if misfit:
+            issues.append(ConfigIssue(where, misfit, sweep_name, swept.origin.line))
     swept_paths = {swept.path for swept in plan.keys}
     for path, origin in sweep_markers(plan.base):
         if path not in swept_paths:
@@ -211,19 +208,40 @@ def _key_issues(plan: SweepPlan) -> list[ConfigIssue]:
     return issues
 
 
-def _value_issues(plan: SweepPlan) -> list[ConfigIssue]:
-    """Each value of each space checked as the key's value (type, range, choices); then whole configs: every
-    point of a grid (up to `MAX_POINTS_VALIDATED`) must be valid. For a sampled sweep, the rules that tie keys
-    together (a section's cross-check) are tried with each value and the other keys at their first values: a
-    conflict there is a warning (`SweepPlan.warnings`), since its trials fail and the sweep goes on."""
+def _space_misfit(swept: SweptKey, info) -> str:
+    """Why the kind of ``swept``'s space cannot sweep its key (schema ``info``); "" when it can."""
+    kind, inner = swept.space.kind, non_null_type(info.type)
+    if kind in ("uniform", "loguniform") and inner is int:
+        return f"{swept.name} is an integer key; sweep it with int: [lo, hi] (a {kind} range gives fractions)."
+    if kind in ("uniform", "loguniform", "int") and inner not in (int, float):
+        return f"{swept.name} is not a number; sweep it with choice: [...]."
+    return ""
+
+
+def _space_issues(plan: SweepPlan) -> list[ConfigIssue]:
+    """Each value of each space checked as its key's value (type, range, choices), for every swept path that is a
+    key of the config and a space of a kind that fits it (the others are `_key_issues`' to report)."""
     found: dict[str, ConfigIssue] = {}
     for swept in plan.keys:
+        try:
+            info = schema_key(Config, swept.path)
+        except KeyPathError:
+            continue
+        if _space_misfit(swept, info):  # its kind is the mistake, reported once by _key_issues
+            continue
         for value in swept.space.ends():
             for issue in check_value(Config, swept.path, value):
                 issue = _named_at_space(plan, swept, value, issue)
                 found.setdefault(str(issue), issue)
-    if found:
-        return list(found.values())
+    return list(found.values())
+
+
+def _point_value_issues(plan: SweepPlan) -> list[ConfigIssue]:
+    """Whole configs: every point of a grid (up to `MAX_POINTS_VALIDATED`) must be valid. For a sampled sweep,
+    the rules that tie keys together (a section's cross-check) are tried with each value and the other keys at
+    their first values: a conflict there is a warning (`SweepPlan.warnings`), since its trials fail and the sweep
+    goes on."""
+    found: dict[str, ConfigIssue] = {}
     if plan.sweep.header.sampler == "grid":
         if grid_size(plan.keys) <= MAX_POINTS_VALIDATED:
             for point in plan.grid_points():
