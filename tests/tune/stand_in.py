@@ -19,12 +19,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Seconds each stand-in training takes (set by a test through the environment, for the kill test).
-SECONDS_ENV = "GRAVTRAIN_TEST_STAND_IN_SECONDS"
 #: A learning rate at which the stand-in raises, to test a failing trial.
 FAIL_AT_ENV = "GRAVTRAIN_TEST_STAND_IN_FAIL_AT"
 #: A learning rate at which the stand-in is interrupted (Ctrl-C), once: it removes the variable.
 INTERRUPT_AT_ENV = "GRAVTRAIN_TEST_STAND_IN_INTERRUPT_AT"
+#: ``N:FILE``: the N-th training of the process (from 1) logs its first epoch, writes FILE, and waits there to be
+#: killed: a kill point the test chooses (a trial holding its whole point, mid-training).
+HOLD_ENV = "GRAVTRAIN_TEST_STAND_IN_HOLD"
+#: ``N:FOLDER``: the first training of each process writes a file into FOLDER and waits until N processes have,
+#: so that N processes certainly hold a trial at once.
+RENDEZVOUS_ENV = "GRAVTRAIN_TEST_STAND_IN_RENDEZVOUS"
+#: How long a rendezvous waits for the other processes before the stand-in fails.
+RENDEZVOUS_TIMEOUT = 120.0
+
+_trainings = 0  # trainings this process has started
 
 
 @dataclass
@@ -47,6 +55,10 @@ def stand_in_train(config, *, run_name=None, tags=None, epoch_end=None):
     if os.environ.get(INTERRUPT_AT_ENV) and config.Training[0].learning_rate == float(os.environ[INTERRUPT_AT_ENV]):
         del os.environ[INTERRUPT_AT_ENV]
         raise KeyboardInterrupt
+    global _trainings
+    _trainings += 1
+    if _trainings == 1 and os.environ.get(RENDEZVOUS_ENV):
+        _rendezvous(os.environ[RENDEZVOUS_ENV])
     tracker = MlflowTracker.start(tracking_uri=resolve_tracking_uri(config.Tracking),
                                   experiment=config.Tracking.experiment or config.General.experiment,
                                   run_name=run_name or config.General.name)
@@ -56,14 +68,37 @@ def stand_in_train(config, *, run_name=None, tags=None, epoch_end=None):
         value = objective_of(config)
         reasons = ["epochs"]
         for epoch in (1, 2, 3):
-            time.sleep(float(os.environ.get(SECONDS_ENV, "0")) / 3)
             epoch_value = value + (3 - epoch)
             tracker.log_metrics({"val/objective": epoch_value}, step=epoch)
+            if epoch == 1:
+                _hold_if_asked(tracker)
             if epoch_end is not None and epoch_end(epoch, {"val/objective": epoch_value}):
                 reasons = ["pruned"]
                 break
         tracker.flush(wait=True)
     return StandInResult(run_id=tracker.run_id, metrics={"val/objective": value}, stage_end_reasons=reasons)
+
+
+def _hold_if_asked(tracker) -> None:
+    """With `HOLD_ENV` naming this training: write its file, then wait for the kill (never returns)."""
+    number, _, marker = os.environ.get(HOLD_ENV, "").partition(":")
+    if not marker or int(number) != _trainings:
+        return
+    tracker.flush(wait=True)
+    Path(marker).write_text(str(os.getpid()))
+    while True:  # the test kills the process here
+        time.sleep(0.05)
+
+
+def _rendezvous(spec: str) -> None:
+    """Announce this process in the folder of `RENDEZVOUS_ENV` and wait until as many as it asks have."""
+    count, _, folder = spec.partition(":")
+    Path(folder, str(os.getpid())).write_text("")
+    deadline = time.monotonic() + RENDEZVOUS_TIMEOUT
+    while len(list(Path(folder).iterdir())) < int(count):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(list(Path(folder).iterdir()))} of {count} processes arrived")
+        time.sleep(0.05)
 
 
 def run_sweep_in_this_process(directory: str, sweep: str, *options: str) -> None:

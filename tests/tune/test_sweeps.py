@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from tests.training.test_end_to_end import TINY, client_for, wait_for
-from tests.tune.stand_in import FAIL_AT_ENV, INTERRUPT_AT_ENV, SECONDS_ENV, stand_in_train, sweep_command
+from tests.tune.stand_in import (
+    FAIL_AT_ENV, HOLD_ENV, INTERRUPT_AT_ENV, RENDEZVOUS_ENV, stand_in_train, sweep_command,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -205,20 +207,17 @@ def test_the_median_pruner_stops_trials_that_trail(tmp_path):
 
 def test_a_sweep_killed_mid_way_resumes_to_exactly_its_trials(tmp_path):
     sweep = write_sweep(tmp_path, {"trials": 5})
-    env = dict(os.environ, **{SECONDS_ENV: "3"})
+    held = tmp_path / "held"
+    env = dict(os.environ, **{HOLD_ENV: f"3:{held}"})  # killed in its third trial, which holds its whole point
     driver = subprocess.Popen(sweep_command(tmp_path, sweep), cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    journal = tmp_path / "mlruns-sweeps.journal"
-
-    def two_finished() -> bool:
-        return journal.exists() and len(finished_numbers(study_of(tmp_path))) >= 2
-
-    wait_for(two_finished, driver, "two trials finished", timeout=240)
+    wait_for(held.exists, driver, "the third trial's first epoch", timeout=240)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     study = study_of(tmp_path)
     running = [t.number for t in study.trials if t.state.name == "RUNNING"]
-    assert len(running) <= 1
+    assert len(running) == 1 and len(finished_numbers(study)) == 2
+    del env[HOLD_ENV]
     done = subprocess.run(sweep_command(tmp_path, sweep, "--resume"), cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -226,17 +225,10 @@ def test_a_sweep_killed_mid_way_resumes_to_exactly_its_trials(tmp_path):
     numbers = finished_numbers(study)
     assert len(numbers) == 5 and len(set(numbers)) == 5
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
-    for number in running:  # the killed trial's point was trained again under a new number
-        killed = study.trials[number]
-        again = [t for t in study.trials if t.user_attrs.get("gravtrain.requeue_of") == number]
-        if not killed.params:  # killed between Optuna's ask and the trial's first suggest: no point to train
-            assert killed.user_attrs["gravtrain.set_aside"] == "unstarted" and not again
-            continue
-        assert killed.user_attrs["gravtrain.set_aside"] == "requeued"
-        assert len(again) == 1 and again[0].state.name == "COMPLETE"
-        # Killed between two suggests, the trial had part of its point: that part is kept, the rest sampled.
-        assert killed.params.items() <= again[0].params.items()
-        assert set(again[0].params) == set(study.best_trial.params)  # and it trained a whole point
+    killed = study.trials[running[0]]  # its point was trained again, whole, under a new number
+    again = [t for t in study.trials if t.user_attrs.get("gravtrain.requeue_of") == killed.number]
+    assert killed.user_attrs["gravtrain.set_aside"] == "requeued"
+    assert len(again) == 1 and again[0].state.name == "COMPLETE" and again[0].params == killed.params
     client, runs = runs_of(tmp_path)
     parent = next(r for r in runs if r.data.tags.get("gravtrain.sweep_role") == "parent")
     assert parent.info.status == "FINISHED"
@@ -244,7 +236,8 @@ def test_a_sweep_killed_mid_way_resumes_to_exactly_its_trials(tmp_path):
 
 def test_two_processes_on_one_storage_finish_one_study_without_duplicates(tmp_path):
     sweep = write_sweep(tmp_path, {"trials": 6})
-    env = dict(os.environ, **{SECONDS_ENV: "1.5"})
+    (tmp_path / "arrived").mkdir()
+    env = dict(os.environ, **{RENDEZVOUS_ENV: f"2:{tmp_path / 'arrived'}"})  # each holds a trial before either trains
     first, second = (subprocess.Popen(sweep_command(tmp_path, sweep), cwd=tmp_path, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2))
     outputs = [process.communicate(timeout=300) for process in (first, second)]
