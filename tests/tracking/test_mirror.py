@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -307,29 +308,45 @@ def test_a_mirror_that_cannot_be_written_is_one_clear_error(cluster_store, tmp_p
 
 
 def test_the_background_refresher_waits_longer_after_a_slow_refresh():
-    class SlowMirror:
-        source = "slow"
+    """The pause after a refresh is the interval, or BUSY_FACTOR times the refresh if longer (a clock of the test's)."""
+    from gravtrain.tracking.mirror import BUSY_FACTOR, MirrorRefresher, RefreshReport
 
-        def __init__(self):
-            self.calls = []
+    now = [100.0]
+
+    class TimedMirror:
+        source = "slow"
+        takes = 0.2
 
         def refresh(self, deep=False):
-            self.calls.append(time.monotonic())
-            time.sleep(0.2)
-            from gravtrain.tracking.mirror import RefreshReport
+            now[0] += self.takes
+            return RefreshReport(self.takes, 1, 1, 0, 0, 0, 0, 1, None)
 
-            return RefreshReport(0.2, 1, 1, 0, 0, 0, 0, 1, None)
+    mirror = TimedMirror()
+    refresher = MirrorRefresher(mirror, interval=0.01, clock=lambda: now[0])
+    refresher.refresh_once()
+    assert refresher.pause == pytest.approx(0.2 * BUSY_FACTOR)
+    mirror.takes = 0.001
+    refresher.refresh_once()
+    assert refresher.pause == 0.01 and refresher.refreshes == 2
 
-    from gravtrain.tracking.mirror import BUSY_FACTOR, MirrorRefresher
 
-    mirror = SlowMirror()
-    refresher = MirrorRefresher(mirror, interval=0.01)
+def test_the_background_refresher_refreshes_until_stopped():
+    from gravtrain.tracking.mirror import MirrorRefresher, RefreshReport
+
+    refreshed = threading.Event()
+
+    class CountingMirror:
+        source = "counting"
+
+        def refresh(self, deep=False):
+            refreshed.set()
+            return RefreshReport(0.0, 1, 1, 0, 0, 0, 0, 1, None)
+
+    refresher = MirrorRefresher(CountingMirror(), interval=0.01)
     refresher.start()
-    time.sleep(1.5)
-    refresher.stop(timeout=5)
-    gaps = [b - a for a, b in zip(mirror.calls, mirror.calls[1:])]
-    assert gaps and all(gap >= 0.2 * (1 + BUSY_FACTOR) - 0.02 for gap in gaps)  # the refresh, then twice it
-    assert refresher.pause >= 0.2 * BUSY_FACTOR
+    assert refreshed.wait(timeout=30)
+    refresher.stop(timeout=30)
+    assert not refresher.is_alive() and refresher.refreshes >= 1
 
 
 def test_a_refresh_that_finds_nothing_new_does_not_rewrite_the_state(cluster_store, tmp_path):

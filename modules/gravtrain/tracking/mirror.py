@@ -49,7 +49,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -621,7 +621,7 @@ class MirrorRefresher(threading.Thread):
     the refresher keeps trying; the mirror keeps serving what it last had.
     """
 
-    def __init__(self, mirror: StoreMirror, interval: float):
+    def __init__(self, mirror: StoreMirror, interval: float, *, clock: Callable[[], float] = time.monotonic):
         super().__init__(name="gravtrain-mirror", daemon=True)
         self.mirror = mirror
         self.interval = interval
@@ -629,28 +629,33 @@ class MirrorRefresher(threading.Thread):
         self.last_report: RefreshReport | None = None
         self._stopped = threading.Event()
         self._failing = False
+        self._clock = clock  #: seconds, for the duration of a refresh (a test gives its own)
         self.pause = interval  #: seconds until the next refresh
 
     def run(self) -> None:
         while not self._stopped.wait(self.pause):
-            self.refreshes += 1
-            started = time.monotonic()
-            try:
-                report = self.mirror.refresh(deep=self.refreshes % DEEP_CHECK_EVERY == 0)
-            except (MirrorError, OSError) as exc:
-                if not self._failing:
-                    logger.warning("cannot refresh the mirror: %s (the UI shows what was mirrored before; "
-                                   "retrying every %.0f s)", exc, self.interval)
-                self._failing = True
-                continue
-            finally:
-                self.pause = max(self.interval, BUSY_FACTOR * (time.monotonic() - started))
-            if self._failing:
-                logger.info("the store %s can be read again", self.mirror.source)
-            self._failing = False
-            self.last_report = report
-            if report.changed:
-                logger.info("mirror refreshed: %s", report.describe())
+            self.refresh_once()
+
+    def refresh_once(self) -> None:
+        """One refresh (every `DEEP_CHECK_EVERY`-th a deep one), and the pause before the next (class docstring)."""
+        self.refreshes += 1
+        started = self._clock()
+        try:
+            report = self.mirror.refresh(deep=self.refreshes % DEEP_CHECK_EVERY == 0)
+        except (MirrorError, OSError) as exc:
+            if not self._failing:
+                logger.warning("cannot refresh the mirror: %s (the UI shows what was mirrored before; "
+                               "retrying every %.0f s)", exc, self.interval)
+            self._failing = True
+            return
+        finally:
+            self.pause = max(self.interval, BUSY_FACTOR * (self._clock() - started))
+        if self._failing:
+            logger.info("the store %s can be read again", self.mirror.source)
+        self._failing = False
+        self.last_report = report
+        if report.changed:
+            logger.info("mirror refreshed: %s", report.describe())
 
     def stop(self, timeout: float | None = None) -> None:
         self._stopped.set()
