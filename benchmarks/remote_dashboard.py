@@ -759,7 +759,7 @@ def idle_refresh_seconds(mountpoint: Path, mirror: Path, repeats: int = 3) -> di
     with nothing new, ``repeats`` times, wall and CPU seconds of this process."""
     if str(REPO / "modules") not in sys.path:
         sys.path.insert(0, str(REPO / "modules"))
-    from gravtrain.tracking.mirror import StoreMirror
+    from gravtrain.stores.mirror import StoreMirror
 
     walls, cpus = [], []
     for _ in range(repeats):
@@ -800,7 +800,7 @@ def workers_table(mountpoint: Path, root: Path, workers: list[int]) -> list[dict
     (each of its FUSE threads waits on one SFTP reply: they bound the requests in flight)."""
     if str(REPO / "modules") not in sys.path:
         sys.path.insert(0, str(REPO / "modules"))
-    from gravtrain.tracking.mirror import StoreMirror
+    from gravtrain.stores.mirror import StoreMirror
 
     rows = []
     pid = sshfs_process(mountpoint)

@@ -402,7 +402,7 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def run_ui(args: argparse.Namespace) -> int:
-    from gravtrain.tracking import serve_ui
+    from gravtrain.stores import serve_ui
 
     if args.store and args.store_option:
         log.error("name the store once: either STORE or --store.")
@@ -413,7 +413,7 @@ def run_ui(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from gravtrain.tracking.errors import TrackingError
-    from gravtrain.tracking.run_list import list_runs, runs_table
+    from gravtrain.stores.run_list import list_runs, runs_table
 
     try:
         runs = list_runs(named_store(args.store), mirror_home=args.mirror, direct=args.direct)
@@ -430,7 +430,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from gravtrain.tracking.doctor import examine_store, repair
+    from gravtrain.stores.doctor import examine_store, repair
     from gravtrain.tracking.store import local_directory, store_uri
 
     store = named_store(args.store)
@@ -453,7 +453,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from gravtrain.tracking.compare import compare_runs, read_runs
+    from gravtrain.stores.compare import compare_runs, read_runs
     from gravtrain.tracking.errors import TrackingError
 
     try:

@@ -248,7 +248,7 @@ def free_port() -> int:
 
 
 def test_mlflow_server_serves_the_params_over_rest(trained):
-    from gravtrain.tracking import ui_command_line, ui_environment
+    from gravtrain.stores import ui_command_line, ui_environment
 
     directory, _, result = trained
     port = free_port()

@@ -1,4 +1,6 @@
-"""MLflow tracking: the store, the run tracker, provenance tags, param flattening and the UI.
+"""Writing runs to MLflow: the store a run goes to, the run tracker, provenance tags, param flattening, the logged
+model, and the names the run readers share (`headline_metrics`). Reading and serving stores (the mirror, the UI,
+``runs list|compare|doctor``) is `gravtrain.stores`'.
 
 Importing this package is cheap: MLflow is imported when a run is started or read, not here.
 """
@@ -10,7 +12,6 @@ from gravtrain.tracking.provenance import provenance_tags
 from gravtrain.tracking.run import MlflowTracker, run_status
 from gravtrain.tracking.store import configure_mlflow, file_store_environment, resolve_tracking_uri
 from gravtrain.tracking.tracker import NullTracker, Tracker
-from gravtrain.tracking.ui import serve_ui, ui_command_line, ui_environment
 
 __all__ = [
     "MlflowTracker",
@@ -25,9 +26,6 @@ __all__ = [
     "provenance_tags",
     "resolve_tracking_uri",
     "run_status",
-    "serve_ui",
     "store_model_fetcher",
-    "ui_command_line",
-    "ui_environment",
     "unflatten_params",
 ]

@@ -7,7 +7,7 @@ of every file of the run's directory that MLflow reads (``meta.yaml``, ``params/
 ``inputs/``, ``outputs/``; not the artifacts), and each file's size and modification time (whole seconds, as
 sshfs reports them). It is written under a temporary name and renamed, so a reader sees a whole pack or none.
 
-`gravtrain.tracking.mirror` reads a pack instead of the files when it is current: its ``meta.yaml`` is the
+`gravtrain.stores.mirror` reads a pack instead of the files when it is current: its ``meta.yaml`` is the
 run's (a resumed or deleted run rewrites that file) and the run's ``tags`` folder holds the files it lists, of
 the sizes it lists (a tag set later adds a file or changes a size). MLflow ignores the file; `gravtrain runs
 doctor --fix` moves it aside with a run it repairs.

@@ -23,7 +23,7 @@ import keras
 
 from gravtrain.config import resolved_yaml
 from gravtrain.config.schema import Config
-from gravtrain.tracking.doctor import repair_run
+from gravtrain.stores.doctor import repair_run
 from gravtrain.tracking.logged_models import MODEL_ARTIFACT, log_keras_model
 from gravtrain.tracking.store import local_directory, store_uri
 from gravtrain.training.checkpoint import latest_checkpoint

@@ -1,6 +1,6 @@
 """Browse runs: `serve_ui` runs ``mlflow server`` on a store until Ctrl-C (or SIGTERM, SIGHUP).
 
-A directory store is served through its local mirror (`gravtrain.tracking.mirror`): the store is read once with
+A directory store is served through its local mirror (`gravtrain.stores.mirror`): the store is read once with
 many requests in flight, then only its new or changed runs every ``refresh_seconds``, so a store mounted over
 sshfs from a cluster browses as fast as a local one; artifacts are served from where the store really is, at
 whatever path it is mounted; experiments of gravtrain open on their runs table. ``direct=True`` serves the store
@@ -84,8 +84,8 @@ def experiments_url(host: str = "127.0.0.1", port: int = 5000) -> str:
 
 def runs_table_url(host: str, port: int, experiment_id: str) -> str:
     """The runs table of an experiment with the view the mirror gives gravtrain experiments
-    (`gravtrain.tracking.mirror.VIEW_SHARE_KEY`)."""
-    from gravtrain.tracking.mirror import VIEW_SHARE_KEY
+    (`gravtrain.stores.mirror.VIEW_SHARE_KEY`)."""
+    from gravtrain.stores.mirror import VIEW_SHARE_KEY
 
     return (f"{ui_url(host, port)}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
             f"&viewStateShareKey={VIEW_SHARE_KEY}")
@@ -103,7 +103,7 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
             ``--allowed-hosts``).
         port: the port to listen on.
         direct: serve a directory store itself rather than its mirror.
-        mirror_home: where the mirror lives (default: `gravtrain.tracking.mirror.default_mirror_home`).
+        mirror_home: where the mirror lives (default: `gravtrain.stores.mirror.default_mirror_home`).
         refresh_seconds: seconds between two refreshes of the mirror.
 
     Returns:
@@ -126,7 +126,7 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         return 1
     mirror = refresher = None
     if directory is not None and not direct:
-        from gravtrain.tracking.mirror import MirrorError, MirrorRefresher, StoreMirror
+        from gravtrain.stores.mirror import MirrorError, MirrorRefresher, StoreMirror
 
         mirror = StoreMirror(directory, mirror_home)
         try:
@@ -192,7 +192,7 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
 def _first_mirror(mirror, directory) -> bool:
     """The first refresh of the mirror, reported (how many runs, how long, where the artifacts are read);
     False, with the error logged, when the store cannot be read."""
-    from gravtrain.tracking.mirror import MirrorError
+    from gravtrain.stores.mirror import MirrorError
 
     try:
         report = mirror.refresh()
@@ -213,7 +213,7 @@ def _warn_about_damage(directory, *, named=None) -> None:
     ``directory`` is examined (the mirror, a local copy, when there is one); ``named`` is the store the
     messages name (default: ``directory``).
     """
-    from gravtrain.tracking.doctor import examine_store
+    from gravtrain.stores.doctor import examine_store
 
     report = examine_store(directory, read_metrics=False)  # sizes only: quick on a store mounted over sshfs
     directory = named or directory

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from gravtrain.cli import main
-from gravtrain.tracking.run_list import RunSummary, list_runs, runs_table
+from gravtrain.stores.run_list import RunSummary, list_runs, runs_table
 from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV
-from tests.tracking.test_mirror import add_run, client_of, snapshot
+from tests.stores.test_mirror import add_run, client_of, snapshot
 
 
 @pytest.fixture

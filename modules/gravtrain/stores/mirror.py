@@ -55,7 +55,7 @@ from urllib.request import url2pathname
 
 import yaml
 
-from gravtrain.tracking.doctor import NOT_EXPERIMENTS, NOT_RUNS
+from gravtrain.stores.doctor import NOT_EXPERIMENTS, NOT_RUNS
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.run import EXPERIMENT_KIND_TAGS
 from gravtrain.tracking.headline_metrics import LIST_METRICS

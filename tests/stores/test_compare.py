@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from gravtrain.cli import main
-from gravtrain.tracking.compare import RunRecord, compare_runs, read_runs, resolve_run_reference
+from gravtrain.stores.compare import RunRecord, compare_runs, read_runs, resolve_run_reference
 from gravtrain.tracking.errors import TrackingError
 
 BASE_PARAMS = {"General.name": "toy", "General.seed": "42", "Training.0.learning_rate": "0.001",
@@ -189,7 +189,7 @@ def test_one_run_is_a_usage_error(clean_environment, capsys):
 
 
 def test_importing_the_comparison_leaves_mlflow_unloaded():
-    code = "import sys, gravtrain.tracking.compare; assert 'mlflow' not in sys.modules, sorted(sys.modules)"
+    code = "import sys, gravtrain.stores.compare; assert 'mlflow' not in sys.modules, sorted(sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 

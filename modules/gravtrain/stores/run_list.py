@@ -1,7 +1,7 @@
 """``gravtrain runs list``: one line per run of a store (name, status, stage, start, duration, the headline metrics,
 config hash), newest first, as a table or as JSON.
 
-A directory store is read through its local mirror (`gravtrain.tracking.mirror`), brought up to date first, so
+A directory store is read through its local mirror (`gravtrain.stores.mirror`), brought up to date first, so
 that a store mounted over sshfs lists as fast as a local one; the runs are then read with MLflow's own client.
 
 Columns: the run name; MLflow's status; the ``gravtrain.stage`` tag (the stage running or last run); the start
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Mapping, Sequence
 
-from gravtrain.tracking.compare import MISSING, aligned, format_number
+from gravtrain.stores.compare import MISSING, aligned, format_number
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.headline_metrics import LIST_METRICS, METRIC_HEADINGS
 from gravtrain.tracking.store import configure_mlflow
@@ -71,7 +71,7 @@ def list_runs(store: str, *, mirror_home=None, direct: bool = False) -> list[Run
     from mlflow.entities import ViewType
     from mlflow.exceptions import MlflowException
 
-    from gravtrain.tracking.mirror import mirrored_store_uri
+    from gravtrain.stores.mirror import mirrored_store_uri
 
     uri = mirrored_store_uri(store, mirror_home=mirror_home, direct=direct)
     configure_mlflow(uri)

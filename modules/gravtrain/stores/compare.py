@@ -185,7 +185,7 @@ def read_runs(store: str, references: Sequence[str], *, mirror_home=None, direct
     """The runs of ``store`` (a directory or an MLflow URI) that ``references`` name, in the order given.
 
     A full run ID is read directly; prefixes are matched against every run of every experiment of the store
-    (deleted ones included). A directory store is read through its local mirror (`gravtrain.tracking.mirror`,
+    (deleted ones included). A directory store is read through its local mirror (`gravtrain.stores.mirror`,
     in ``mirror_home``), brought up to date first, unless ``direct``.
 
     Raises:
@@ -195,7 +195,7 @@ def read_runs(store: str, references: Sequence[str], *, mirror_home=None, direct
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from gravtrain.tracking.mirror import mirrored_store_uri
+    from gravtrain.stores.mirror import mirrored_store_uri
 
     directory = local_directory(store_uri(store))
     if directory is not None and not directory.is_dir():

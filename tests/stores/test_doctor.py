@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gravtrain.tracking.doctor import QUARANTINE_DIR, examine_store, repair
+from gravtrain.stores.doctor import QUARANTINE_DIR, examine_store, repair
 from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The local mirror of a directory store (`gravtrain.tracking.mirror`): what MLflow reads from it equals what it
+"""The local mirror of a directory store (`gravtrain.stores.mirror`): what MLflow reads from it equals what it
 reads from the source, artifacts are found at any path the store is read at, refreshes are incremental, and the
 source is never written."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gravtrain.tracking.mirror import (SHARED_VIEW_TAG_PREFIX, VIEW_SHARE_KEY, MirrorError, StoreMirror,
+from gravtrain.stores.mirror import (SHARED_VIEW_TAG_PREFIX, VIEW_SHARE_KEY, MirrorError, StoreMirror,
                                       mirrored_store_uri, runs_table_view)
 from gravtrain.tracking.run import EXPERIMENT_KIND_TAGS
 from gravtrain.tracking.run_pack import PACK_FILE, write_run_pack
@@ -309,7 +309,7 @@ def test_a_mirror_that_cannot_be_written_is_one_clear_error(cluster_store, tmp_p
 
 def test_the_background_refresher_waits_longer_after_a_slow_refresh():
     """The pause after a refresh is the interval, or BUSY_FACTOR times the refresh if longer (a clock of the test's)."""
-    from gravtrain.tracking.mirror import BUSY_FACTOR, MirrorRefresher, RefreshReport
+    from gravtrain.stores.mirror import BUSY_FACTOR, MirrorRefresher, RefreshReport
 
     now = [100.0]
 
@@ -331,7 +331,7 @@ def test_the_background_refresher_waits_longer_after_a_slow_refresh():
 
 
 def test_the_background_refresher_refreshes_until_stopped():
-    from gravtrain.tracking.mirror import MirrorRefresher, RefreshReport
+    from gravtrain.stores.mirror import MirrorRefresher, RefreshReport
 
     refreshed = threading.Event()
 

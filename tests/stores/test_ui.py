@@ -14,10 +14,11 @@ import urllib.request
 
 import pytest
 
-from gravtrain.tracking import MlflowTracker, serve_ui, ui_command_line, ui_environment
-from gravtrain.tracking import ui as ui_module
+from gravtrain.stores import serve_ui, ui_command_line, ui_environment
+from gravtrain.tracking import MlflowTracker
+from gravtrain.stores import ui as ui_module
 from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV
-from gravtrain.tracking.ui import ui_url
+from gravtrain.stores.ui import ui_url
 
 
 def test_command_line(clean_environment):
@@ -97,7 +98,7 @@ def fake_server(monkeypatch, clean_environment):
 def test_ctrl_c_stops_the_server_and_returns_0(fake_server, caplog):
     server = FakeServer(interrupted=True)
     started = fake_server(server)
-    with caplog.at_level("INFO", logger="gravtrain.tracking.ui"):
+    with caplog.at_level("INFO", logger="gravtrain.stores.ui"):
         assert serve_ui(port=5123) == 0
     assert server.signals == [signal.SIGINT] and started["env"][ALLOW_FILE_STORE_ENV] == "true"
     assert "browse http://127.0.0.1:5123" in caplog.text
@@ -121,7 +122,7 @@ def test_sigterm_and_sighup_stop_the_server_too(fake_server, number):
 
 def test_a_server_that_exits_before_answering_is_an_error(fake_server, caplog):
     fake_server(FakeServer(interrupted=False, code=0, serving=False))  # as MLflow does when its port is taken
-    with caplog.at_level("INFO", logger="gravtrain.tracking.ui"):
+    with caplog.at_level("INFO", logger="gravtrain.stores.ui"):
         assert serve_ui(port=5126) == 1
     assert "stopped before serving http://127.0.0.1:5126" in caplog.text and "browse" not in caplog.text
 
@@ -145,7 +146,7 @@ def test_a_damaged_store_is_served_with_a_warning_and_the_fix(fake_server, caplo
     os.utime(run / "meta.yaml", (time.time() - 3600, time.time() - 3600))
     server = FakeServer(interrupted=True)
     fake_server(server)
-    with caplog.at_level("INFO", logger="gravtrain.tracking.ui"):
+    with caplog.at_level("INFO", logger="gravtrain.stores.ui"):
         assert serve_ui(str(store), port=5127) == 0  # served all the same
     assert "1 run(s) or experiment(s) of" in caplog.text and "(1/0123abcd)" in caplog.text
     assert f"gravtrain runs doctor {store} --fix" in caplog.text and "browse" in caplog.text
@@ -179,8 +180,8 @@ def test_serve_ui_runs_a_real_server_and_stops_on_ctrl_c(store, tmp_path):
         signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
         logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
-        logging.getLogger("gravtrain.tracking.ui").setLevel(logging.DEBUG)
-        from gravtrain.tracking.ui import serve_ui
+        logging.getLogger("gravtrain.stores.ui").setLevel(logging.DEBUG)
+        from gravtrain.stores.ui import serve_ui
         sys.exit(serve_ui("mlruns", host="127.0.0.1", port={port}))
         """)
     environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV)}
@@ -272,7 +273,7 @@ def get(url: str) -> bytes:
 def test_gravtrain_ui_on_a_moved_store_serves_every_artifact_follows_new_runs_and_writes_nothing(tmp_path,
                                                                                                   monkeypatch):
     """The laptop's view of a cluster's store: written at one path, read at another, followed while it grows."""
-    from tests.tracking.test_mirror import add_run, snapshot
+    from tests.stores.test_mirror import add_run, snapshot
 
     monkeypatch.setenv(ALLOW_FILE_STORE_ENV, "true")
     written = tmp_path / "cluster" / "mlruns"
