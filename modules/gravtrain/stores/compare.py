@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
+from gravtrain.stores.tables import MISSING, aligned, format_number
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.headline_metrics import COMPARE_FIRST
-from gravtrain.tracking.store import configure_mlflow, local_directory, store_uri
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ SHORT_ID_LENGTH = 8
 MAX_CELL_WIDTH = 40
 #: Candidates listed when a prefix matches several runs.
 MAX_CANDIDATES_SHOWN = 10
-MISSING = "-"
 
 _RUN_REFERENCE = re.compile(rf"[0-9a-f]{{{MIN_PREFIX_LENGTH},{RUN_ID_LENGTH}}}")
 
@@ -192,18 +191,12 @@ def read_runs(store: str, references: Sequence[str], *, mirror_home=None, direct
         TrackingError: the store directory does not exist, a reference names no run or several, two references
             name the same run, or MLflow cannot read the store.
     """
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from gravtrain.stores.mirror import mirrored_store_uri
+    from gravtrain.stores.reader import store_client
 
-    directory = local_directory(store_uri(store))
-    if directory is not None and not directory.is_dir():
-        raise TrackingError(f"{directory} does not exist; name the store you trained into (--store).")
     prefixes = [check_run_reference(reference) for reference in references]
-    uri = mirrored_store_uri(store, mirror_home=mirror_home, direct=direct)
-    configure_mlflow(uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = store_client(store, mirror_home=mirror_home, direct=direct)
     try:
         searched = _all_runs(client) if any(len(p) < RUN_ID_LENGTH for p in prefixes) else {}
         known = {run_id: run.info.run_name or "" for run_id, run in searched.items()}
@@ -218,7 +211,7 @@ def read_runs(store: str, references: Sequence[str], *, mirror_home=None, direct
                             f"`gravtrain runs doctor {store}` finds the damage.") from exc
     records = [_run_record(run) for run in runs]
     _refuse_repeated_runs(records, references)
-    logger.debug("comparing runs %s of %s", [record.run_id for record in records], uri)
+    logger.debug("comparing runs %s of %s", [record.run_id for record in records], client.tracking_uri)
     return records
 
 
@@ -264,11 +257,6 @@ def _refuse_repeated_runs(records: Sequence[RunRecord], references: Sequence[str
 
 
 # ------------------------------------------------------------------------------------------------ cells
-def format_number(value: float) -> str:
-    """A metric value in four significant digits (``0.8123``, ``257``, ``1.235e+05``)."""
-    return f"{value:.4g}"
-
-
 def _delta(value: float | None, reference: float | None) -> float | None:
     if value is None or reference is None or not (math.isfinite(value) and math.isfinite(reference)):
         return None
@@ -302,7 +290,3 @@ def _as_float(value) -> float | None:
     return None if value is None else float(value)
 
 
-def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Rows of cells as lines of left-aligned columns two spaces apart."""
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]

@@ -18,10 +18,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Mapping, Sequence
 
-from gravtrain.stores.compare import MISSING, aligned, format_number
+from gravtrain.stores.tables import MISSING, aligned, number_cell
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.headline_metrics import LIST_METRICS, METRIC_HEADINGS
-from gravtrain.tracking.store import configure_mlflow
 
 logger = logging.getLogger(__name__)
 
@@ -67,15 +66,12 @@ def list_runs(store: str, *, mirror_home=None, direct: bool = False) -> list[Run
     Raises:
         TrackingError: the store directory does not exist or cannot be read, or MLflow cannot read it.
     """
-    from mlflow import MlflowClient
     from mlflow.entities import ViewType
     from mlflow.exceptions import MlflowException
 
-    from gravtrain.stores.mirror import mirrored_store_uri
+    from gravtrain.stores.reader import store_client
 
-    uri = mirrored_store_uri(store, mirror_home=mirror_home, direct=direct)
-    configure_mlflow(uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = store_client(store, mirror_home=mirror_home, direct=direct)
     try:
         experiments = {e.experiment_id: e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)}
         runs, page_token = [], None
@@ -108,7 +104,7 @@ def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None) -> str:
     for run in runs:
         rows.append([run.name or MISSING, run.run_id[:8], run.status, run.stage or MISSING, _start(run.start_ms),
                      _duration(run.duration_seconds(now_ms)),
-                     *(_number(run.metrics.get(metric)) for metric in metrics),
+                     *(number_cell(run.metrics.get(metric)) for metric in metrics),
                      (run.config_sha256 or MISSING)[:SHORT_HASH_LENGTH]])
     return "\n".join(aligned(rows))
 
@@ -123,7 +119,3 @@ def _duration(seconds: float | None) -> str:
     minutes, second = divmod(int(round(seconds)), 60)
     hours, minute = divmod(minutes, 60)
     return f"{hours}:{minute:02d}:{second:02d}"
-
-
-def _number(value: float | None) -> str:
-    return MISSING if value is None else format_number(value)
