@@ -190,13 +190,15 @@ def test_hostile_yaml_is_one_message(tmp_path):
 
 
 def test_cli_returns_only_its_named_exit_codes():
-    """cli.py returns EXIT_* names, never a bare number (argparse's own exit 2 aside)."""
-    tree = ast.parse((REPO / "modules" / "gravtrain" / "cli.py").read_text())
-    bare = [node.lineno for node in ast.walk(tree)
-            if (isinstance(node, ast.Return) and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, int))
-            or (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "exit"
-                and any(isinstance(arg, ast.Constant) for arg in node.args))]
+    """The cli package returns EXIT_* names, never a bare number (argparse's own exit 2 aside)."""
+    bare = []
+    for path in sorted((REPO / "modules" / "gravtrain" / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        bare += [f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+                 if (isinstance(node, ast.Return) and isinstance(node.value, ast.Constant)
+                     and isinstance(node.value.value, int))
+                 or (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "exit"
+                     and any(isinstance(arg, ast.Constant) for arg in node.args))]
     assert bare == []
 
 

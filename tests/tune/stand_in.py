@@ -105,10 +105,10 @@ def run_sweep_in_this_process(directory: str, sweep: str, *options: str) -> None
     """``gravtrain tune SWEEP [--resume] [--report]`` with the stand-in, run from ``directory`` (for a
     subprocess: ``python -c 'from tests.tune.stand_in import ...'``)."""
     os.chdir(directory)
-    from gravtrain.cli import _configure_logging
+    from gravtrain.cli import configure_logging
     from gravtrain.tune import tune
 
-    _configure_logging(False)
+    configure_logging(False)
     outcome = tune(sweep, resume="--resume" in options, trainer=stand_in_train)
     sys.stdout.write(outcome.report_text)
 

@@ -41,10 +41,10 @@ def test_train_refuses_a_base_config(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_changed_sweep_cannot_join_the_old_study(tmp_path, capsys):
-    from gravtrain.cli import _configure_logging
+    from gravtrain.cli import configure_logging
     from tests.tune.test_sweeps import tune_here, write_sweep
 
-    _configure_logging(False)  # the log of the first sweep goes to this test's stderr
+    configure_logging(False)  # the log of the first sweep goes to this test's stderr
     sweep = write_sweep(tmp_path, {"trials": 1})
     tune_here(tmp_path, sweep)
     sweep.write_text(sweep.read_text().replace("trials: 1", "trials: 2"))
