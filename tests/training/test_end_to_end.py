@@ -164,7 +164,7 @@ def test_skipped_events_are_a_metric_and_a_warning_above_one_percent(tmp_path, c
     sizes = load_event_sets(load_config(config).Data)[0].event_sizes
     too_large = int((sizes > 250).sum())
     assert 0 < too_large < len(sizes)
-    with caplog.at_level("WARNING", logger="gravtrain.training.loop"):
+    with caplog.at_level("WARNING", logger="gravtrain.training"):
         result = train_in(tmp_path, config, tracking=False)
     steps, counts = result.curves["data/skipped_events"]
     assert steps[0] == 0 and counts == [float(too_large), 0.0]  # stage first skips them, stage second none

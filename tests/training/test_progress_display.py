@@ -17,7 +17,7 @@ def test_a_file_gets_a_log_line_every_n_batches_and_nothing_else(caplog):
     output = io.StringIO()
     display = epoch_display(10, ["objective", "hits/s"], start=0, log_frequency=4, title="epoch 3", stream=output)
     assert isinstance(display, BatchLogLines)
-    with caplog.at_level(logging.INFO, logger="gravtrain.training.loop"):
+    with caplog.at_level(logging.INFO, logger="gravtrain.training"):
         for batch in range(1, 11):
             display.update(batch, [("objective", 1.0 / batch), ("hits/s", 12345.6)])
     assert [record.getMessage() for record in caplog.records] == [
@@ -28,7 +28,7 @@ def test_a_file_gets_a_log_line_every_n_batches_and_nothing_else(caplog):
 
 def test_log_frequency_0_leaves_only_the_line_per_epoch(caplog):
     display = epoch_display(10, ["objective"], start=0, log_frequency=0, title="epoch 1", stream=io.StringIO())
-    with caplog.at_level(logging.INFO, logger="gravtrain.training.loop"):
+    with caplog.at_level(logging.INFO, logger="gravtrain.training"):
         for batch in range(1, 11):
             display.update(batch, [("objective", 1.0)])
     assert caplog.records == []
@@ -38,6 +38,6 @@ def test_a_terminal_gets_the_progress_bar(caplog):
     terminal = Terminal()
     display = epoch_display(4, ["objective"], start=1, log_frequency=1, title="epoch 1", stream=terminal)
     assert not isinstance(display, BatchLogLines)
-    with caplog.at_level(logging.INFO, logger="gravtrain.training.loop"):
+    with caplog.at_level(logging.INFO, logger="gravtrain.training"):
         display.update(2, [("objective", 0.5)])
     assert caplog.records == []  # the bar, drawn by Keras on standard output, instead of lines

@@ -122,7 +122,8 @@ def test_a_recomputing_step_traces_once_and_a_stage_switches_it(events):
 
 
 def test_a_step_on_several_devices_takes_one_batch_each_and_no_stage_may_have_fewer(events):
-    from gravtrain.training.loop import _check_batches_per_step, _groups
+    from gravtrain.training.loop import _check_batches_per_step
+    from gravtrain.training.staged import _groups
 
     assert list(_groups(iter(range(7)), 3)) == [(0, 1, 2), (3, 4, 5)]  # the last, short group is left out
     assert list(_groups(iter(range(2)), 1)) == [(0,), (1,)]

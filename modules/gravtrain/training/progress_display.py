@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Protocol, Sequence
 
-logger = logging.getLogger("gravtrain.training.loop")
+logger = logging.getLogger(__name__)
 
 
 class EpochDisplay(Protocol):
