@@ -1,80 +1,22 @@
 """Training end to end into a temporary MLflow store, checked with MLflow's own client: params, metrics,
-artifacts, the model, the REST API of a real `mlflow server`, resume after SIGKILL, the NaN guard, Ctrl-C."""
+artifacts, the model, the REST API of a real `mlflow server`, the same seed's same curve, another optimizer."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-
-TINY = {
-    "General": {"name": "tiny", "seed": 5, "description-string": "end-to-end test"},
-    "Data": {"toy": {"n_train_events": 24, "n_val_events": 6, "n_particles": [1, 3], "noise_hits": 20,
-                     "energy_range": [2.0, 30.0]}},
-    "Architecture": {"gravnet": [{"n": 6, "n_filters": 16, "n_propagate": 8}], "message_passing": [{"n": 8}],
-                     "dense_pre_gravnet": [{"n": 16}], "dense_post_message_passing": [{"n": 16}],
-                     "dense_final": [{"n": 16}], "n_embedding": 8},
-    "Training": [{"name": "first", "epochs": 1, "batch_size": 3000, "learning_rate": 1e-3},
-                 {"name": "second", "epochs": 1, "batch_size": 5000, "learning_rate": 1e-4,
-                  "LossOptions": {"q_min": 0.5}, "recompute": True}],
-    "Plotting": {"record_frequency": 1, "plot_frequency": 4},
-}
+from tests.training.tiny_runs import (
+    TINY, client_for, free_port, metric_steps, read_json_url, train_in, wait_for, write_config,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def write_config(directory: Path, **changes) -> Path:
-    config = json.loads(json.dumps(TINY))
-    for path, value in changes.items():
-        node = config
-        *parents, last = path.split(".")
-        for part in parents:
-            node = node[int(part)] if part.isdigit() else node[part]
-        node[int(last) if last.isdigit() else last] = value
-    path = directory / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def client_for(directory: Path):
-    from mlflow import MlflowClient
-
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    return MlflowClient(tracking_uri=(directory / "mlruns").resolve().as_uri())
-
-
-def metric_steps(client, run_id: str, key: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, key))
-
-
-def train_command(config: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(REPO / "config_trainer.py"), str(config), *extra]
-
-
-def train_in(directory: Path, config: Path, **options):
-    """``gravtrain.train(config, **options)`` in this process, run from ``directory`` (where ``mlruns`` and
-    ``checkpoints`` go)."""
-    import gravtrain
-
-    previous = Path.cwd()
-    os.chdir(directory)
-    try:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-        return gravtrain.train(config, **options)
-    finally:
-        os.chdir(previous)
 
 
 @pytest.fixture(scope="module")
@@ -205,48 +147,6 @@ def test_artifacts_and_the_model_round_trip(trained):
         np.testing.assert_array_equal(expected[name].numpy(), actual[name].numpy(), err_msg=name)
 
 
-def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = 300.0):
-    """Poll ``condition`` until it returns a true value, and return that value; fail the test when ``process``
-    ends or ``timeout`` seconds pass first. The state waited for is another process's (a file it writes, a port
-    it serves), so there is no event to wait on: between polls, the wait for the process to end is the pause."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout:.0f} s")
-        try:
-            process.wait(timeout=0.2)
-        except subprocess.TimeoutExpired:
-            continue
-        pytest.fail(f"the process ended (exit code {process.returncode}) before {what}")
-
-
-def read_json_url(url: str):
-    """The JSON an HTTP GET of ``url`` returns, or None while nothing answers there."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.load(response)
-    except OSError:
-        return None
-
-
-def run_checkpointed_at(checkpoints: Path, step: int) -> Path | None:
-    """The run directory whose latest checkpoint (``latest`` is replaced atomically) is at ``step`` or later."""
-    for latest in checkpoints.glob("*/latest"):
-        progress = json.loads((latest.parent / latest.read_text().strip() / "progress.json").read_text())
-        if progress["step"] >= step:
-            return latest.parent
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_mlflow_server_serves_the_params_over_rest(trained):
     from gravtrain.stores import ui_command_line, ui_environment
 
@@ -264,176 +164,6 @@ def test_mlflow_server_serves_the_params_over_rest(trained):
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def test_resume_after_sigkill_logs_every_step_once(tmp_path):
-    config = write_config(tmp_path, **{"Training.0.epochs": 3, "Plotting.plot_frequency": 2,
-                                       "Plotting.log_frequency": 2})
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    process = subprocess.Popen(train_command(config), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    # kill once a mid-run checkpoint exists
-    run_dir = wait_for(lambda: run_checkpointed_at(tmp_path / "checkpoints", 6), process, "a checkpoint at step 6")
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
-    run_id = run_dir.name
-
-    resumed = subprocess.run(train_command(config, "--resume", run_id), cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    # Output to a file (a batch job's log), not a terminal: lines, no progress bar redrawn with backspaces.
-    assert "\b" not in resumed.stdout + resumed.stderr and "\r" not in resumed.stdout + resumed.stderr
-    assert "epoch 4, batch 2/" in resumed.stderr and "objective" in resumed.stderr
-    client = client_for(tmp_path)
-    run = client.get_run(run_id)
-    assert run.info.status == "FINISHED"
-    for key in ("objective", "lr", "loss/attractive"):
-        steps = metric_steps(client, run_id, key)
-        assert steps == list(range(1, steps[-1] + 1)), (key, steps)  # contiguous and unique
-    assert metric_steps(client, run_id, "val/loss/total") == [1, 2, 3, 4]  # 3 + 1 epochs
-    final = json.loads((tmp_path / "checkpoints" / run_id / "stage-2-end" / "progress.json").read_text())
-    assert final["epoch"] == 4 and final["finished"]
-    stage = {m.step: m.value for m in client.get_metric_history(run_id, "stage")}
-    # the plots' stage marks survive the restart: both stages, though the resumed process began in stage 1
-    assert final["stage_first_steps"] == [0, min(step for step, value in stage.items() if value == 2.0) - 1]
-
-
-def test_nan_guard_stops_with_failed_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import tensorflow as tf
-
-    import gravtrain
-    from gravtrain.training import NonFiniteLossError, latest_checkpoint
-    from gravtrain.training import step as step_module
-
-    original = step_module.regularizer_values
-    calls = tf.Variable(0)
-
-    def poisoned(model):  # from the 7th traced call on, one regulariser reads NaN
-        values = dict(original(model))
-        name = next(iter(values))
-        calls.assign_add(1)
-        values[name] = tf.where(calls > 6, tf.constant(np.nan, values[name].dtype), values[name])
-        return values
-
-    monkeypatch.setattr(step_module, "regularizer_values", poisoned)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    config = write_config(tmp_path, **{"Plotting.plot_frequency": 2})
-    with pytest.raises(NonFiniteLossError, match="regularizer/gravnet_space_regularizer_0") as info:
-        gravtrain.train(config)
-    assert "last good checkpoint" in str(info.value)
-    run_dir = next((tmp_path / "checkpoints").iterdir())
-    checkpoint = latest_checkpoint(run_dir)
-    assert checkpoint is not None
-    progress = json.loads((checkpoint / "progress.json").read_text())
-    assert progress["step"] <= 6
-    run = client_for(tmp_path).get_run(run_dir.name)
-    assert run.info.status == "FAILED"
-    assert run.data.tags["gravtrain.stop_reason"] == "non_finite"
-    assert "NonFiniteLossError" in run.data.tags["gravtrain.error"]
-
-
-def test_a_full_checkpoint_disk_is_one_line_exit_1_and_a_failed_run(tmp_path, monkeypatch, capsys):
-    """The third checkpoint write meets a full disk (h5py's RuntimeError): the CLI says so in one line and
-    exits 1, the run is FAILED with the error as a tag, and the checkpoint before it is intact."""
-    import errno
-
-    import keras
-
-    from gravtrain.cli import main
-    from gravtrain.training import latest_checkpoint
-
-    original, writes = keras.Model.save_weights, []
-
-    def save_weights(model, path, *args, **kwargs):
-        writes.append(path)
-        if len(writes) == 3:
-            raise RuntimeError(f"Can't write data (file write failed: errno = {errno.ENOSPC}, error message = "
-                               "'No space left on device')")
-        return original(model, path, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    config = write_config(tmp_path, **{"Plotting.plot_frequency": 2, "Plotting.physics_frequency": 0})
-    assert main([str(config)]) == 1
-    [message] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert "cannot write a checkpoint into" in message and "the disk is full: RuntimeError" in message
-    assert "is intact" in message and "--resume" in message
-    run_dir = next((tmp_path / "checkpoints").iterdir())
-    assert not [path for path in run_dir.iterdir() if path.name.startswith(".partial")]
-    assert latest_checkpoint(run_dir) is not None
-    run = client_for(tmp_path).get_run(run_dir.name)
-    assert run.info.status == "FAILED" and "CheckpointWriteError" in run.data.tags["gravtrain.error"]
-
-
-def test_a_full_store_disk_stops_with_a_checkpoint_and_a_resume_loses_no_metric(tmp_path, monkeypatch, capsys):
-    """From the third metric batch on, the store's disk is full: training stops at the next commit with one
-    message (exit 1), a checkpoint and the metrics not written kept beside it, and the run is FAILED. With space
-    again, the resume moves aside the files the crash damaged, writes the kept metrics first and goes on: every
-    step of the objective is in the store once."""
-    import errno
-
-    from mlflow.store.tracking.file_store import FileStore
-
-    from gravtrain.cli import main
-
-    original, metric_batches = FileStore.log_batch, []
-
-    def log_batch(store, run_id, metrics, params, tags):
-        if metrics:
-            metric_batches.append(len(metrics))
-            if len(metric_batches) >= 3:
-                raise OSError(errno.ENOSPC, "No space left on device")
-        return original(store, run_id, metrics, params, tags)
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    config = write_config(tmp_path, **{"Plotting.plot_frequency": 3, "Plotting.physics_frequency": 0})
-    with monkeypatch.context() as full:
-        full.setattr(FileStore, "log_batch", log_batch)
-        assert main([str(config)]) == 1
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, errors
-    assert "the store's disk is full" in errors[0] and "--resume" in errors[0] and "kept beside it" in errors[0]
-    run_dir = next((tmp_path / "checkpoints").iterdir())
-    assert (run_dir / "unwritten-metrics.jsonl").is_file()
-    client = client_for(tmp_path)
-    assert client.get_run(run_dir.name).info.status == "FAILED"
-
-    # The crash also cut a metric line short and left an empty metric file (as a real full disk does).
-    metrics = next((tmp_path / "mlruns").glob(f"*/{run_dir.name}/metrics"))
-    with open(metrics / "objective", "a") as objective:
-        objective.write("1796199999999 0.")
-    (metrics / "loss" / "noise").write_text("")
-    capsys.readouterr()
-    assert main([str(config), "--resume", run_dir.name]) == 0
-    warnings = capsys.readouterr().err
-    assert "an earlier crash damaged 2 file(s)" in warnings and "cut mid-write" in warnings
-    assert not (run_dir / "unwritten-metrics.jsonl").exists()
-    run = client.get_run(run_dir.name)
-    assert run.info.status == "FINISHED"
-    steps = metric_steps(client, run_dir.name, "objective")
-    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 4
-
-
-def test_ctrl_c_writes_a_checkpoint_and_ends_the_run_killed(tmp_path):
-    config = write_config(tmp_path, **{"Training.0.epochs": 50})
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    process = subprocess.Popen(train_command(config), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: list((tmp_path / "checkpoints").glob("*/latest")), process, "a first checkpoint")
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 130, stderr
-    assert "--resume" in stderr and "Traceback" not in stderr
-    run_dir = next((tmp_path / "checkpoints").iterdir())
-    run = client_for(tmp_path).get_run(run_dir.name)
-    assert run.info.status == "KILLED"
-    progress = json.loads((run_dir / (run_dir / "latest").read_text().strip() / "progress.json").read_text())
-    assert progress["step"] >= 1 and not progress["finished"]
 
 
 def test_the_same_seed_gives_the_same_loss_curve(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.training.test_end_to_end import TINY, client_for, wait_for
+from tests.training.tiny_runs import TINY, client_for, wait_for
 from tests.tune.stand_in import (
     FAIL_AT_ENV, HOLD_ENV, INTERRUPT_AT_ENV, RENDEZVOUS_ENV, stand_in_train, sweep_command,
 )
