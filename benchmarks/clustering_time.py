@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from gravtrain.inference import condense
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "clustering_time.json"
 HITS_PER_OBJECT = 50
@@ -82,7 +85,7 @@ def time_size(n_hits: int, repeats: int, secondary_fraction: float, rng: np.rand
         "seconds_median": round(float(np.median(seconds)), 4),
         "seconds_min": round(float(np.min(seconds)), 4),
         "repeats": repeats,
-        "machine": f"{platform.machine()} {platform.processor() or platform.system()}, CPU only",
+        "machine": machine(),
     }
 
 

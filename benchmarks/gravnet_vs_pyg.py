@@ -39,11 +39,9 @@ section for ``torch``, ``torch_geometric`` and ``torch-cluster``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -53,6 +51,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "gravnet_vs_pyg.json"
 LAYERS = ("gravtrain", "pyg")
@@ -264,12 +265,6 @@ def compare(config_name: str, n_hits: int, rounds: int, steps: int, threads: int
     gravtrain = point["gravtrain"]
     point["gravtrain_layer_over_knn"] = round(gravtrain["median_seconds"] / gravtrain["knn_median_seconds"], 3)
     return point
-
-
-def machine() -> dict:
-    return {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-            "logical_cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
-            "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
 def line(point: dict) -> str:

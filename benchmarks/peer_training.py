@@ -87,7 +87,6 @@ import json
 import logging
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -97,6 +96,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
 from learning_curve import json_safe  # noqa: E402
 from peer_model import build_peer, peer_loss, peer_unsupported  # noqa: E402
 
@@ -281,12 +281,6 @@ def run_child(stack: str, config: Path, overrides: list[str], seed: int, threads
     if completed.returncode != 0:
         raise RuntimeError(f"{stack} (seed {seed}) failed:\n{log.read_text()[-3000:]}")
     return json.loads(out.read_text())
-
-
-def machine() -> dict:
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": platform.processor()
-            or platform.machine(), "logical_cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
-            "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
 def table(results: dict) -> str:

@@ -21,13 +21,15 @@ import argparse
 import json
 import logging
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EVENT_OPTIONS = {"n_particles": (30, 30), "energy_range": (20.0, 200.0), "noise_hits": 25_000, "seed": 11}
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
     for name in ("plain", "filtered"):
         results[name]["added_rss_bytes"] = results[name]["max_rss_bytes"] - base
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "command": "python benchmarks/premodel_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "events": EVENT_OPTIONS,

@@ -83,6 +83,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import free_port, machine  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SSHD = "/usr/sbin/sshd"
 INSTALL_HINT = "apt-get install openssh-server sshfs"
@@ -171,12 +174,6 @@ def missing_tools() -> list[str]:
         ("fusermount", shutil.which("fusermount") or shutil.which("fusermount3")),
         ("/dev/fuse", os.path.exists("/dev/fuse"))) if not present]
     return missing
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def load_average() -> list[float]:
@@ -1023,7 +1020,7 @@ def main(argv=None) -> int:
     for number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, stop)
     report = {
-        "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count()},
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "command": "python benchmarks/remote_dashboard.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "load_average_start": load_average(), "busiest_processes_at_start": busiest_processes(),

@@ -16,7 +16,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -24,6 +23,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gravtrain.data import simulate_events  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "simulation_speed.json"
 
@@ -45,9 +47,8 @@ def measure_simulation_speed(n_events: int, seed: int) -> dict:
         "events_per_s": round(n_events / wall, 1),
         "hits_per_s": round(store.n_hits / wall),
         "seed": seed,
-        "python": platform.python_version(),
         "numpy": np.__version__,
-        "machine": platform.machine(),
+        "machine": machine(),
     }
 
 

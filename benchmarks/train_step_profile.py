@@ -35,7 +35,6 @@ import argparse
 import glob
 import json
 import os
-import platform
 import re
 import resource
 import statistics
@@ -49,6 +48,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine as common_machine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "train_step_profile.json"
@@ -167,9 +169,8 @@ def profile_ops(step, batch, logdir: str) -> list[dict]:
 
 def machine() -> dict:
     """What the step benchmarks' JSON says of the machine: CPU, cores, load, TensorFlow and the GPUs it sees."""
-    return {"cpu": platform.processor() or platform.machine(), "logical_cores": os.cpu_count(),
-            "load_average": os.getloadavg(), "tensorflow": tf.__version__,
-            "gpus": [device.name for device in tf.config.list_logical_devices("GPU")]}
+    return common_machine(tensorflow=tf.__version__,
+                          gpus=[device.name for device in tf.config.list_logical_devices("GPU")])
 
 
 def peak_rss_gb() -> float:

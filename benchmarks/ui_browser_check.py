@@ -23,12 +23,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -74,12 +76,6 @@ def build_store(root: Path) -> tuple[Path, list[str]]:
     mounted.parent.mkdir(parents=True)
     shutil.move(str(written), str(mounted))
     return mounted, names
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def render(chromium: str, url: str, out: Path, stem: str, profile: Path) -> tuple[str, float]:

@@ -15,10 +15,11 @@ import urllib.request
 import pytest
 
 from gravtrain.stores import serve_ui, ui_command_line, ui_environment
-from gravtrain.tracking import MlflowTracker
 from gravtrain.stores import ui as ui_module
-from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV
 from gravtrain.stores.ui import ui_url
+from gravtrain.tracking import MlflowTracker
+from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV
+from tests.training.tiny_runs import free_port
 
 
 def test_command_line(clean_environment):
@@ -156,12 +157,6 @@ def test_an_http_store_is_refused(fake_server, caplog):
     started = fake_server(FakeServer(interrupted=False))
     assert serve_ui("http://127.0.0.1:5000") == 2
     assert started == {} and "tracking server already" in caplog.text
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def post(url: str, body: dict) -> dict:
