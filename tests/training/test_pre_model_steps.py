@@ -10,7 +10,7 @@ import tensorflow as tf
 from gravtrain.data import FEATURE_NAMES, FeatureStats, simulate_events
 from gravtrain.data.batching import HitBudgetBatcher
 from gravtrain.model import HIT_INDEX, HIT_ROW_SPLITS, build_model
-from gravtrain.training.stages import apply_freeze
+from gravtrain.model import apply_freeze
 from gravtrain.model import INPUT_NAMES as MODEL_INPUTS
 from tests.model.conftest import small_config
 from tests.training.test_units import make_step

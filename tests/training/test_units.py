@@ -15,7 +15,7 @@ from gravtrain.data.batching import HitBudgetBatcher
 from gravtrain.model import batch_norm_options, build_model, build_training_parts, loss_options
 from gravtrain.training import checkpoint as ckpt
 from gravtrain.training.recorder import EpochAverages, MetricRecorder
-from gravtrain.training.stages import apply_freeze, check_freeze_patterns
+from gravtrain.model import apply_freeze, check_freeze_patterns
 from gravtrain.training.step import TrainingStep
 from gravtrain.config.schema import Config
 from tests.model.conftest import SMALL

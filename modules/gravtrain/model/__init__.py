@@ -9,6 +9,7 @@ from gravtrain.model.builder import (
     recomputing_forward,
 )
 from gravtrain.model.anatomy import gravnet_space_outputs, model_kind
+from gravtrain.model.freezing import apply_freeze, check_freeze_patterns
 from gravtrain.model.devices import creation_scope, data_parallel_strategy, replica_devices
 from gravtrain.model.loading import ModelFileError, feature_names, load_model
 from gravtrain.model.pre_models import SIGNAL_SCORE, PreModel, PreModelFetch, load_pre_model, weights_sha256
@@ -28,7 +29,7 @@ from gravtrain.model.training_parts import TrainingParts, build_training_parts
 __all__ = [
     "HIT_INDEX", "HIT_ROW_SPLITS", "NOISE_FILTER_TERM_NAMES", "NoiseFilterLoss", "PreModel", "PreModelFetch", "SIGNAL_SCORE", "load_pre_model", "pre_model_of", "weights_sha256",
     "INPUT_NAMES", "LOSS_TERM_NAMES", "ModelFileError", "OPTIMIZERS", "ObjectCondensationLoss", "TRACK_FLAG_FEATURE",
-    "gravnet_space_outputs", "model_kind",
+    "gravnet_space_outputs", "model_kind", "apply_freeze", "check_freeze_patterns",
     "apply_batch_norm_options", "batch_norm_layers", "batch_norm_options", "build_loss", "build_model",
     "check_stage_options", "creation_scope", "data_parallel_strategy", "feature_names", "iteration_of",
     "load_model", "loss_options", "make_optimizer", "model_summary",

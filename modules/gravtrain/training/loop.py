@@ -31,13 +31,14 @@ from gravtrain.config import ConfigError, ConfigIssue, load_config, resolve_conf
 from gravtrain.config.schema import Config
 from gravtrain.data import FeatureStats, load_event_sets
 from gravtrain.data.batching import HitBudgetBatcher
-from gravtrain.model import build_training_parts, check_stage_options, data_parallel_strategy, model_summary
+from gravtrain.model import (
+    build_training_parts, check_freeze_patterns, check_stage_options, data_parallel_strategy, model_summary,
+)
 from gravtrain.tracking import store_model_fetcher
 from gravtrain.training import checkpoint as ckpt
 from gravtrain.training.outcome import EpochEnd, TrainResult
 from gravtrain.training.run import open_run
 from gravtrain.training.staged import StagedTrainer
-from gravtrain.training.stages import check_freeze_patterns
 from gravtrain.training.wall_clock import WallClock
 
 logger = logging.getLogger(__name__)

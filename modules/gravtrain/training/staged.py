@@ -17,7 +17,9 @@ import numpy as np
 
 from gravtrain.config.schema import Config
 from gravtrain.data.batching import HitBudgetBatcher
-from gravtrain.model import apply_batch_norm_options, batch_norm_layers, batch_norm_options, loss_options
+from gravtrain.model import (
+    apply_batch_norm_options, apply_freeze, batch_norm_layers, batch_norm_options, loss_options,
+)
 from gravtrain.tracking import StoreWriteError
 from gravtrain.training import checkpoint as ckpt
 from gravtrain.training.figures import TrainingFigures
@@ -25,7 +27,6 @@ from gravtrain.training.outcome import EpochEnd, NonFiniteLossError, TrainingInt
 from gravtrain.training.progress_display import epoch_display
 from gravtrain.training.recorder import EpochAverages, MetricRecorder
 from gravtrain.training.run import RunContext
-from gravtrain.training.stages import apply_freeze
 from gravtrain.training.step import TrainingStep
 from gravtrain.training.wall_clock import WallClock
 

@@ -1,4 +1,5 @@
-"""Which layers each stage freezes. (The batch-norm and loss options of a stage come from ``gravtrain.model``.)"""
+"""Which layers each stage freezes: `Training.N.freeze` patterns matched against the model's layer names (here, where
+the names are made), checked before training so that a pattern that matches nothing is a config mistake."""
 
 from __future__ import annotations
 
