@@ -1,12 +1,11 @@
-"""Checks of training on several devices, run as ``python -m tests.training.multi_device_checks CHECK|all DIR``
-in a process of its own: the two logical CPU devices they need must be set up before TensorFlow starts, which a
-pytest process that already ran TensorFlow cannot do. Prints one JSON line of results per check;
-``test_multi_device.py`` runs them all in one process and reads them."""
+"""Checks of training on several devices, run as ``python -m tests.training.multi_device_checks CHECK DIR`` in
+a process of its own: the two logical CPU devices it needs must be set up before TensorFlow starts, which a
+pytest process that already ran TensorFlow cannot do. Prints one JSON line of results; the tests in
+``test_multi_device.py`` read them."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import tensorflow as tf
@@ -206,21 +205,11 @@ def end_to_end(directory: str) -> dict:
     }
 
 
-CHECKS = ("oracle", "families", "nan_guard", "end_to_end")
-
 if __name__ == "__main__":
-    # `python -m tests.training.multi_device_checks NAME|all DIRECTORY`: one RESULT line per check, in one process
-    # (TensorFlow and the two devices start once).
-    names = CHECKS if sys.argv[1] == "all" else (sys.argv[1],)
+    check = sys.argv[1]
     events = simulate_events(16, n_particles=(1, 3), energy_range=(1.0, 20.0), noise_hits=20, seed=4)
-    for name in names:
-        directory = os.path.join(sys.argv[2], name)
-        os.makedirs(directory, exist_ok=True)
-        check = {"oracle": lambda: oracle(events, small_config(**SGD)),
-                 "families": lambda: families(events, directory),
-                 "nan_guard": lambda: nan_guard(events),
-                 "end_to_end": lambda: end_to_end(directory)}[name]
-        print(f"RESULT {name} " + json.dumps(check()), flush=True)
-        keras.backend.clear_session()  # the next check starts as a process of its own would: float32, no graphs
-        keras.config.set_floatx("float32")
-        keras.config.set_dtype_policy("float32")
+    found = {"oracle": lambda: oracle(events, small_config(**SGD)),
+             "families": lambda: families(events, sys.argv[2]),
+             "nan_guard": lambda: nan_guard(events),
+             "end_to_end": lambda: end_to_end(sys.argv[2])}[check]()
+    print("RESULT " + json.dumps(found))

@@ -1,7 +1,7 @@
 """Training on several devices (``General.devices``), checked on two logical CPU devices.
 
-The checks run in ``tests/training/multi_device_checks.py``, in one process of their own (the devices must exist
-before TensorFlow starts); the test reads their JSON lines."""
+Each check runs ``tests/training/multi_device_checks.py`` in a process of its own (the devices must exist before
+TensorFlow starts) and reads its JSON line."""
 
 from __future__ import annotations
 
@@ -18,34 +18,20 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def run_checks(directory: Path) -> dict[str, dict]:
-    """Every check of ``multi_device_checks.py`` in one process (TensorFlow and its two devices start once)."""
+def run_check(name: str, directory: Path) -> dict:
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "modules"), str(REPO)]))
-    completed = subprocess.run([sys.executable, "-m", "tests.training.multi_device_checks", "all", str(directory)],
-                               capture_output=True, text=True, timeout=900, cwd=REPO, env=environment)
+    completed = subprocess.run([sys.executable, "-m", "tests.training.multi_device_checks", name, str(directory)],
+                               capture_output=True, text=True, timeout=600, cwd=REPO, env=environment)
     assert completed.returncode == 0, completed.stderr[-4000:]
-    results = {}
-    for line in completed.stdout.splitlines():
-        if line.startswith("RESULT "):
-            name, found = line[len("RESULT "):].split(" ", 1)
-            results[name] = json.loads(found)
-    return results
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
 
 
-def test_training_on_two_devices(tmp_path):
-    """One process runs the four checks; each is asserted below."""
-    results = run_checks(tmp_path)
-    assert set(results) == {"oracle", "families", "nan_guard", "end_to_end"}
-    a_step_on_two_devices_is_the_mean_of_the_single_device_steps(results["oracle"])
-    the_other_model_families_step_on_two_devices_as_on_one(results["families"])
-    assert results["nan_guard"] == {"finite": 0.0, "difference": 0.0, "agree": True}  # nothing moves, anywhere
-    training_on_two_devices_end_to_end(results["end_to_end"])
-
-
-def a_step_on_two_devices_is_the_mean_of_the_single_device_steps(result: dict):
+def test_a_step_on_two_devices_is_the_mean_of_the_single_device_steps(tmp_path):
     # With SGD, two devices, each with its batch, must give exactly the mean of two single-device steps from the
     # same weights and state: weights, batch-norm statistics, regularisers' records, the objective; with and
     # without recomputation, dropout and kernel regularisers on. Every device's copy agrees, one trace each.
+    result = run_check("oracle", tmp_path)
     assert result.pop("traces") == {"False": 1, "True": 2}
     assert len(result) == 6
     for step, found in result.items():
@@ -56,7 +42,8 @@ def a_step_on_two_devices_is_the_mean_of_the_single_device_steps(result: dict):
         assert found["agree"], step
 
 
-def the_other_model_families_step_on_two_devices_as_on_one(result: dict):
+def test_the_other_model_families_step_on_two_devices_as_on_one(tmp_path):
+    result = run_check("families", tmp_path)
     assert set(result) == {"noise filter", "pre-pooling", "behind a noise filter"}
     for family, found in result.items():
         assert found["traces"] == {"False": 1}, family
@@ -67,7 +54,13 @@ def the_other_model_families_step_on_two_devices_as_on_one(result: dict):
         assert step["hits"][0] == step["hits"][1], family
 
 
-def training_on_two_devices_end_to_end(result: dict):
+def test_a_non_finite_value_on_one_device_leaves_every_copy_untouched(tmp_path):
+    result = run_check("nan_guard", tmp_path)
+    assert result == {"finite": 0.0, "difference": 0.0, "agree": True}
+
+
+def test_training_on_two_devices_end_to_end(tmp_path):
+    result = run_check("end_to_end", tmp_path)
     assert result["status"] == "FINISHED" and result["devices_param"] == "2"
     assert result["stage_end_reasons"] == ["epochs", "epochs"] and result["epochs"] == [1, 2, 3]
     assert result["agree"] and result["restored_agree"]
