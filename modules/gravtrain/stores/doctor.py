@@ -39,6 +39,7 @@ from pathlib import Path
 import yaml
 
 from gravtrain.tracking.run_pack import PACK_FILE
+from gravtrain.tracking.tracker import STATUS_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ NOT_EXPERIMENTS = (".trash", "models", QUARANTINE_DIR)
 NOT_RUNS = ("tags", "datasets", "traces", "models")
 _RUN_INFO_KEYS = ("run_id", "experiment_id", "status", "lifecycle_stage")
 _EXPERIMENT_INFO_KEYS = ("experiment_id", "name")
-_RUNNING = 1  # mlflow.entities.RunStatus.RUNNING, as the file store writes it
 
 BREAKS_EXPERIMENT_SEARCH = "search_runs and the UI's run list fail for the whole experiment"
 
@@ -232,7 +232,7 @@ def _is_live(run_dir: Path, now: float) -> bool:
     try:
         if info is None and meta.exists():
             return now - meta.stat().st_mtime < META_WRITE_SECONDS
-        if info is not None and info.get("status") != _RUNNING:
+        if info is not None and info.get("status") != STATUS_CODES["RUNNING"]:
             return False
         # RUNNING, or no meta.yaml yet (a run being created): its newest file decides.
         newest = max((path.stat().st_mtime for path in [run_dir, *run_dir.rglob("*")]), default=0.0)
