@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from gravtrain.stores import ui as ui_module
 from gravtrain.stores.ui import ui_url
 from gravtrain.tracking import MlflowTracker
 from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV
+from tests.stores.output_watch import OutputWatch
 from tests.training.tiny_runs import free_port
 
 
@@ -121,6 +123,32 @@ def test_sigterm_and_sighup_stop_the_server_too(fake_server, number):
     assert signal.getsignal(number) is previous
 
 
+def test_a_signal_that_lands_while_a_line_is_logged_still_stops_the_server(fake_server, caplog):
+    """A batch system's SIGTERM can arrive while gravtrain writes a log line. Logging swallows an ``Exception``
+    raised in a handler's write, so the stop must not be one (as ``KeyboardInterrupt`` is not)."""
+    server = FakeServer(interrupted=False)
+    fake_server(server)
+
+    class SignalledMidLine(logging.Handler):
+        def emit(self, record):
+            if "browse" in record.getMessage():
+                try:
+                    os.kill(os.getpid(), signal.SIGTERM)  # the stop handler raises at the next line run
+                    self.format(record)
+                except Exception:
+                    self.handleError(record)  # what logging.StreamHandler.emit does with a failed write
+
+    handler = SignalledMidLine()
+    logger = logging.getLogger("gravtrain.stores.ui")
+    logger.addHandler(handler)
+    try:
+        with caplog.at_level("INFO", logger="gravtrain.stores.ui"):
+            assert serve_ui(port=5127) == 128 + signal.SIGTERM
+    finally:
+        logger.removeHandler(handler)
+    assert server.signals == [signal.SIGINT]
+
+
 def test_a_server_that_exits_before_answering_is_an_error(fake_server, caplog):
     fake_server(FakeServer(interrupted=False, code=0, serving=False))  # as MLflow does when its port is taken
     with caplog.at_level("INFO", logger="gravtrain.stores.ui"):
@@ -180,19 +208,13 @@ def test_serve_ui_runs_a_real_server_and_stops_on_ctrl_c(store, tmp_path):
         sys.exit(serve_ui("mlruns", host="127.0.0.1", port={port}))
         """)
     environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV)}
-    log_path = tmp_path / "ui.log"
-    with open(log_path, "w") as log:
-        wrapper = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=environment, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+    wrapper = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    watch = OutputWatch(wrapper)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline, answer = time.monotonic() + 60, None
-        while answer is None and time.monotonic() < deadline and wrapper.poll() is None:
-            try:
-                answer = post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
-            except OSError:
-                time.sleep(0.5)
-        assert answer is not None, log_path.read_text()[-3000:]
+        assert watch.wait_for("browse", timeout=60), watch.text[-3000:]  # printed once the server answers
+        answer = post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
         assert "ui-check" in [e["name"] for e in answer["experiments"]]
         artifact = f"{base}/get-artifact?path=notes.txt&run_uuid={tracker.run_id}"
         with urllib.request.urlopen(artifact, timeout=5) as response:
@@ -202,18 +224,19 @@ def test_serve_ui_runs_a_real_server_and_stops_on_ctrl_c(store, tmp_path):
         try:
             code = wrapper.wait(timeout=40)
         except subprocess.TimeoutExpired:
-            wrapper.send_signal(signal.SIGUSR1)  # every thread's stack into the log
-            time.sleep(2)
-            pytest.fail("serve_ui still runs 40 s after Ctrl-C:\n" + log_path.read_text()[-6000:])
-        assert code == 0, log_path.read_text()[-3000:]
+            wrapper.send_signal(signal.SIGUSR1)  # every thread's stack into the output
+            watch.wait_for("most recent call first", timeout=10)
+            pytest.fail("serve_ui still runs 40 s after Ctrl-C:\n" + watch.text[-6000:])
+        output = watch.close()
+        assert code == 0, output[-3000:]
         with pytest.raises(OSError):
             post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
-        assert f"browse {base}" in log_path.read_text()
+        assert f"browse {base}" in output
     finally:
         if wrapper.poll() is None:
             wrapper.kill()
             wrapper.wait()
-        _kill_server_left_behind(log_path.read_text())
+        _kill_server_left_behind(watch.close())
 
 
 def _kill_server_left_behind(log: str) -> None:
@@ -235,18 +258,15 @@ def test_a_signal_to_gravtrain_ui_leaves_no_server_behind(store, tmp_path):
     port = free_port()
     (tmp_path / "mlruns").mkdir()
     environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV)}
-    log_path = tmp_path / "ui.log"
-    with open(log_path, "w") as log:
-        wrapper = subprocess.Popen([sys.executable, "-m", "gravtrain", "-v", "ui", "--port", str(port)], cwd=tmp_path,
-                                   env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wrapper = subprocess.Popen([sys.executable, "-m", "gravtrain", "-v", "ui", "--port", str(port)], cwd=tmp_path,
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    watch = OutputWatch(wrapper)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while "browse" not in log_path.read_text() and time.monotonic() < deadline and wrapper.poll() is None:
-            time.sleep(0.5)
-        assert "browse" in log_path.read_text(), log_path.read_text()[-3000:]
+        assert watch.wait_for("browse", timeout=60), watch.text[-3000:]
         wrapper.send_signal(number)  # to gravtrain only, not to the server's own process group
-        assert wrapper.wait(timeout=40) == 128 + number, log_path.read_text()[-3000:]
+        assert wrapper.wait(timeout=40) == 128 + number, watch.close()[-3000:]
         with pytest.raises(OSError):
             post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
         # Free again: nothing listens there (connections of the stopped server may linger in TIME_WAIT, which
@@ -256,7 +276,7 @@ def test_a_signal_to_gravtrain_ui_leaves_no_server_behind(store, tmp_path):
         if wrapper.poll() is None:
             wrapper.kill()
             wrapper.wait()
-        _kill_server_left_behind(log_path.read_text())
+        _kill_server_left_behind(watch.close())
 
 
 def get(url: str) -> bytes:
@@ -280,18 +300,14 @@ def test_gravtrain_ui_on_a_moved_store_serves_every_artifact_follows_new_runs_an
 
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV)}
-    log_path = tmp_path / "ui.log"
-    with open(log_path, "w") as log:
-        wrapper = subprocess.Popen([sys.executable, "-m", "gravtrain", "-v", "ui", str(source), "--port", str(port),
-                                    "--refresh", "0.5"], cwd=tmp_path, env=environment, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+    wrapper = subprocess.Popen([sys.executable, "-m", "gravtrain", "-v", "ui", str(source), "--port", str(port),
+                                "--refresh", "0.5"], cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    watch = OutputWatch(wrapper)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while "browse" not in log_path.read_text() and time.monotonic() < deadline and wrapper.poll() is None:
-            time.sleep(0.25)
-        text = log_path.read_text()
-        assert "browse" in text, text[-3000:]
+        assert watch.wait_for("browse", timeout=90), watch.text[-3000:]
+        text = watch.text
         assert text.index("starting the MLflow server; reading") < text.index("mirrored 2 run(s)") < text.index("browse")
         assert f"written at {tmp_path / 'cluster' / 'mlruns'} and is read at {source}" in text
         experiments = post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
@@ -318,18 +334,15 @@ def test_gravtrain_ui_on_a_moved_store_serves_every_artifact_follows_new_runs_an
 
         late = add_run(source, "physics", "late", scratch=tmp_path)  # the cluster's training adds a run
         before = snapshot(source)
-        deadline, seen = time.monotonic() + 30, []
-        while late not in seen and time.monotonic() < deadline:
-            time.sleep(0.25)
-            found = post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [physics["experiment_id"]]})
-            seen = [run["info"]["run_id"] for run in found.get("runs", [])]
-        assert late in seen, log_path.read_text()[-3000:]
+        assert watch.wait_for("mirror refreshed: 3 run(s)", timeout=30), watch.text[-3000:]
+        found = post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [physics["experiment_id"]]})
+        assert late in [run["info"]["run_id"] for run in found.get("runs", [])]
 
         wrapper.send_signal(signal.SIGTERM)
-        assert wrapper.wait(timeout=40) == 128 + signal.SIGTERM, log_path.read_text()[-3000:]
+        assert wrapper.wait(timeout=40) == 128 + signal.SIGTERM, watch.close()[-3000:]
         assert snapshot(source) == before  # the store gravtrain ui read is byte for byte as it was
     finally:
         if wrapper.poll() is None:
             wrapper.kill()
             wrapper.wait()
-        _kill_server_left_behind(log_path.read_text())
+        _kill_server_left_behind(watch.close())

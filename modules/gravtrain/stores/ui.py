@@ -47,8 +47,10 @@ READY_WARNING_SECONDS = 120.0
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-class _Signalled(Exception):
-    """Raised in the main thread by the handler of a stop signal."""
+class _Signalled(BaseException):
+    """Raised in the main thread by the handler of a stop signal. Like ``KeyboardInterrupt``, not an
+    ``Exception``: a signal that lands inside code catching ``Exception`` (logging's write of a line, MLflow's
+    retries) must still stop the UI."""
 
     def __init__(self, number: int):
         super().__init__(number)
