@@ -34,16 +34,18 @@ def client_of(root: Path):
 
 
 def add_run(root: Path, experiment: str, name: str, *, gravtrain: bool = True, end: bool = True,
-            artifacts: dict[str, str] | None = None, scratch: Path | None = None, pack: bool = False) -> str:
+            artifacts: dict[str, str] | None = None, scratch: Path | None = None, pack: bool = False,
+            start_time: int | None = None) -> str:
     """A run like gravtrain's: params, metrics over steps (one with a '/' in its key), tags, artifacts; with
-    ``pack``, ended with its pack as gravtrain's tracker ends it."""
+    ``pack``, ended with its pack as gravtrain's tracker ends it. ``start_time`` (ms): when it says it started
+    (MLflow's default: now)."""
     from mlflow.entities import Metric, Param
 
     client = client_of(root)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     tags = {"gravtrain.stage": "warm-up", "gravtrain.config_sha256": "ab" * 32} if gravtrain else {"other": "x"}
-    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    run_id = client.create_run(experiment_id, start_time=start_time, run_name=name, tags=tags).info.run_id
     client.log_batch(run_id, params=[Param(f"Training.0.key_{i}", str(i)) for i in range(5)],
                      metrics=[Metric(key, 0.5 + step / 10, 1000 + step, step)
                               for key in ("physics/efficiency", "train/loss") for step in range(3)])
@@ -59,6 +61,14 @@ def add_run(root: Path, experiment: str, name: str, *, gravtrain: bool = True, e
         if pack:
             write_run_pack(root / experiment_id / run_id)
     return run_id
+
+
+def age(root: Path, seconds: float = 60.0) -> None:
+    """Date every file and folder below ``root`` ``seconds`` back, as a store written earlier is: a change made
+    now then has a newer modification time whatever the file system's clock tick, with no sleep past it."""
+    then = time.time_ns() - int(seconds * 1e9)
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, ns=(then, then))
 
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -156,12 +166,12 @@ def test_a_running_run_is_followed_and_an_ended_one_re_read_when_its_tags_or_sta
     source, runs = cluster_store
     client = client_of(source)
     live = add_run(source, "physics", "live", end=False, scratch=tmp_path)
+    age(source)
     mirror = StoreMirror(source, tmp_path / "home")
     mirror.refresh()
     mirrored = client_of(mirror.store)
     assert mirrored.get_run(live).info.status == "RUNNING"
 
-    time.sleep(0.01)
     client.log_metric(live, "physics/efficiency", 0.9, step=7)
     client.set_tag(runs[0], "note", "looked at")  # a new tag on an ended run
     report = mirror.refresh()
@@ -349,15 +359,15 @@ def test_the_background_refresher_refreshes_until_stopped():
     assert not refresher.is_alive() and refresher.refreshes >= 1
 
 
-def test_a_refresh_that_finds_nothing_new_does_not_rewrite_the_state(cluster_store, tmp_path):
+def test_a_refresh_that_finds_nothing_new_does_not_rewrite_the_state(cluster_store, tmp_path, monkeypatch):
     source, _ = cluster_store
     mirror = StoreMirror(source, tmp_path / "home")
     mirror.refresh()
-    written = (tmp_path / "home" / "state.json").stat().st_mtime_ns
-    time.sleep(0.01)
+    saves, save = [], StoreMirror._save_state
+    monkeypatch.setattr(StoreMirror, "_save_state", lambda self: (saves.append(self), save(self))[1])
     assert mirror.refresh().changed is False
-    assert (tmp_path / "home" / "state.json").stat().st_mtime_ns == written
+    assert saves == []
     add_run(source, "physics", "late", scratch=tmp_path)
     mirror.refresh()
-    assert (tmp_path / "home" / "state.json").stat().st_mtime_ns != written
+    assert saves == [mirror]
     assert StoreMirror(source, tmp_path / "home").refresh().files_read == 0  # what it saved is complete

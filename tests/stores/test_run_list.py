@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -17,9 +16,8 @@ from tests.stores.test_mirror import add_run, client_of, snapshot
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv(ALLOW_FILE_STORE_ENV, "true")
     root = tmp_path / "mlruns"
-    first = add_run(root, "physics", "first")
-    time.sleep(0.01)
-    second = add_run(root, "physics", "second", end=False)
+    first = add_run(root, "physics", "first", start_time=1_760_000_000_000)
+    second = add_run(root, "physics", "second", end=False, start_time=1_760_000_060_000)  # a minute later
     client_of(root).log_metric(second, "val/objective", 1.25)
     client_of(root).set_tag(second, "gravtrain.stage", "fine-tune")
     add_run(root, "other", "third", gravtrain=False)
