@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import socket
 import sys
-import time
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +29,9 @@ INTERRUPT_AT_ENV = "GRAVTRAIN_TEST_STAND_IN_INTERRUPT_AT"
 #: ``N:FILE``: the N-th training of the process (from 1) logs its first epoch, writes FILE, and waits there to be
 #: killed: a kill point the test chooses (a trial holding its whole point, mid-training).
 HOLD_ENV = "GRAVTRAIN_TEST_STAND_IN_HOLD"
-#: ``N:FOLDER``: the first training of each process writes a file into FOLDER and waits until N processes have,
-#: so that N processes certainly hold a trial at once.
+#: ``SOCKET``: the first training of each process connects to the test's `Rendezvous` at that Unix socket and
+#: waits for its release, which comes when all the processes it waits for have connected: so that they certainly
+#: hold a trial at once.
 RENDEZVOUS_ENV = "GRAVTRAIN_TEST_STAND_IN_RENDEZVOUS"
 #: How long a rendezvous waits for the other processes before the stand-in fails.
 RENDEZVOUS_TIMEOUT = 120.0
@@ -87,18 +91,55 @@ def _hold_if_asked(tracker) -> None:
     tracker.flush(wait=True)
     Path(marker).write_text(str(os.getpid()))
     while True:  # the test kills the process here
-        time.sleep(0.05)
+        signal.pause()
 
 
-def _rendezvous(spec: str) -> None:
-    """Announce this process in the folder of `RENDEZVOUS_ENV` and wait until as many as it asks have."""
-    count, _, folder = spec.partition(":")
-    Path(folder, str(os.getpid())).write_text("")
-    deadline = time.monotonic() + RENDEZVOUS_TIMEOUT
-    while len(list(Path(folder).iterdir())) < int(count):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"only {len(list(Path(folder).iterdir()))} of {count} processes arrived")
-        time.sleep(0.05)
+def _rendezvous(path: str) -> None:
+    """Connect to the test's `Rendezvous` at ``path`` and block until it releases every process at once."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(RENDEZVOUS_TIMEOUT)
+        connection.connect(path)
+        if connection.recv(1) != b"+":
+            raise ConnectionError("the rendezvous closed before every process arrived")
+
+
+class Rendezvous:
+    """The test's side of `RENDEZVOUS_ENV`: a Unix socket at ``path`` that holds each connecting process until
+    ``count`` have connected, then releases them all (a barrier across processes the test did not start itself).
+    The socket lives in a short temporary folder of its own (a socket's path has at most about 100 characters).
+
+    Use as a context manager around the processes' lifetime; ``arrived`` counts the connections."""
+
+    def __init__(self, count: int):
+        self._folder = tempfile.TemporaryDirectory(prefix="rendezvous-")
+        self.path, self.count, self.arrived = os.path.join(self._folder.name, "socket"), count, 0
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.path)
+        self._server.listen(count)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        waiting = []
+        try:
+            while len(waiting) < self.count:
+                waiting.append(self._server.accept()[0])
+                self.arrived = len(waiting)
+            for connection in waiting:
+                connection.sendall(b"+")
+        except OSError:  # closed by __exit__ before everyone came: the waiting processes get an empty answer
+            pass
+        finally:
+            for connection in waiting:
+                connection.close()
+
+    def __enter__(self) -> "Rendezvous":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.close()
+        self._thread.join(timeout=RENDEZVOUS_TIMEOUT)
+        self._folder.cleanup()
 
 
 def run_sweep_in_this_process(directory: str, sweep: str, *options: str) -> None:

@@ -16,7 +16,7 @@ import yaml
 
 from tests.training.tiny_runs import TINY, client_for, wait_for
 from tests.tune.stand_in import (
-    FAIL_AT_ENV, HOLD_ENV, INTERRUPT_AT_ENV, RENDEZVOUS_ENV, stand_in_train, sweep_command,
+    FAIL_AT_ENV, HOLD_ENV, INTERRUPT_AT_ENV, RENDEZVOUS_ENV, Rendezvous, stand_in_train, sweep_command,
 )
 
 pytestmark = pytest.mark.slow
@@ -236,11 +236,12 @@ def test_a_sweep_killed_mid_way_resumes_to_exactly_its_trials(tmp_path):
 
 def test_two_processes_on_one_storage_finish_one_study_without_duplicates(tmp_path):
     sweep = write_sweep(tmp_path, {"trials": 6})
-    (tmp_path / "arrived").mkdir()
-    env = dict(os.environ, **{RENDEZVOUS_ENV: f"2:{tmp_path / 'arrived'}"})  # each holds a trial before either trains
-    first, second = (subprocess.Popen(sweep_command(tmp_path, sweep), cwd=tmp_path, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2))
-    outputs = [process.communicate(timeout=300) for process in (first, second)]
+    with Rendezvous(count=2) as rendezvous:  # each holds a trial before either trains
+        env = dict(os.environ, **{RENDEZVOUS_ENV: rendezvous.path})
+        first, second = (subprocess.Popen(sweep_command(tmp_path, sweep), cwd=tmp_path, env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2))
+        outputs = [process.communicate(timeout=300) for process in (first, second)]
+    assert rendezvous.arrived == 2
     assert first.returncode == 0 and second.returncode == 0, [err[-2000:] for _, err in outputs]
     study = study_of(tmp_path)
     numbers = finished_numbers(study)
