@@ -12,15 +12,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_the_memory_benchmark_reports_the_allocator_peak_by_layer(tmp_path):
-    out = tmp_path / "memory.json"
+def memory_benchmark(directory: Path, recompute: bool, *options: str) -> tuple[dict, str]:
+    """``benchmarks/train_step_memory.py`` on the toy config at 1,500 hits: its JSON report and its stdout."""
+    out = directory / f"memory_{recompute}.json"
     completed = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "train_step_memory.py"), "--config",
-         str(REPO / "configs" / "toy.yaml"), "--hits", "1500", "--top", "5", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+         str(REPO / "configs" / "toy.yaml"), "--hits", "1500", "--set", f"Training.0.recompute={str(recompute).lower()}",
+         *options, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=directory)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(out.read_text())
+    return json.loads(out.read_text()), completed.stdout
+
+
+@pytest.mark.slow
+def test_the_memory_benchmark_reports_the_peak_by_layer_and_recomputing_lowers_it(tmp_path):
+    result, stdout = memory_benchmark(tmp_path, False, "--top", "5")
     assert result["batch_hits"] > 500 and result["batch_events"] == 1
     assert 0 < result["alive_at_peak_gb"] <= result["allocator_peak_gb"]
     layers = result["alive_at_peak_by_layer"]
@@ -29,23 +34,14 @@ def test_the_memory_benchmark_reports_the_allocator_peak_by_layer(tmp_path):
     assert any(name.endswith("(backward)") for name in layers)
     assert sum(layer["share"] for layer in layers.values()) == pytest.approx(1.0, abs=0.01)
     assert len(result["largest"]) == 5 and result["largest"][0]["bytes"] >= result["largest"][-1]["bytes"]
-    assert "allocator peak" in completed.stdout and "gravnet_# (forward)" in completed.stdout
+    assert "allocator peak" in stdout and "gravnet_# (forward)" in stdout
 
-
-@pytest.mark.slow
-def test_recomputing_the_iterations_lowers_the_allocator_peak(tmp_path):
     # Training.N.recompute keeps only each iteration's inputs; should the recomputed ops be merged with the first
     # run's by graph optimisation, the peak would not move (as before the recomputation waited for the gradients).
-    peaks = {}
-    for recompute in ("false", "true"):
-        out = tmp_path / f"memory_{recompute}.json"
-        completed = subprocess.run(
-            [sys.executable, str(REPO / "benchmarks" / "train_step_memory.py"), "--config",
-             str(REPO / "configs" / "toy.yaml"), "--hits", "1500", "--set", f"Training.0.recompute={recompute}",
-             "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
-        assert completed.returncode == 0, completed.stderr[-3000:]
-        peaks[recompute] = json.loads(out.read_text())["allocator_peak_bytes_per_hit"]
-    assert peaks["true"] < 0.7 * peaks["false"], peaks
+    recomputed, _ = memory_benchmark(tmp_path, True)
+    peaks = {recompute: found["allocator_peak_bytes_per_hit"] for recompute, found in ((False, result),
+                                                                                       (True, recomputed))}
+    assert peaks[True] < 0.7 * peaks[False], peaks
 
 
 @pytest.mark.slow
