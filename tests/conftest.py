@@ -14,6 +14,18 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tensorflow_without_graph_rewrites():
+    """Tests in this process run TensorFlow's traced functions without its graph optimiser (Grappler). It rewrites
+    each traced step for speed at its first call, about a third of a tiny training's time, which a test's few
+    steps never repay; the values it computes are the same ops' values. The tests that start gravtrain in a
+    process of its own (training from the command line, several devices, the learning curve, the benchmarks,
+    sweeps with workers) run with it, as users do."""
+    import tensorflow as tf
+
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
