@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +18,22 @@ REPO = Path(__file__).resolve().parent.parent
 GRAVTRAIN = Path(sys.executable).parent / "gravtrain"
 
 
-def run(*args: str, cwd: Path = REPO, entry: str = "config_trainer") -> subprocess.CompletedProcess:
+def run(*args: str, cwd: Path = REPO, entry: str = "config_trainer", env: dict | None = None
+        ) -> subprocess.CompletedProcess:
     command = [sys.executable, str(REPO / "config_trainer.py")] if entry == "config_trainer" else [str(GRAVTRAIN)]
-    return subprocess.run(command + list(args), cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command + list(args), cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+
+
+#: TensorFlow's start-up lines on a CPU-only machine (CUDA probing, CPU features, absl's note, XLA).
+TENSORFLOW_NOISE = re.compile(r"cuda|cuInit|xla|cpu_feature|absl|oneDNN", re.IGNORECASE)
 
 
 def test_check_prints_the_resolved_config():
-    result = run("check", "configs/toy.yaml")
+    # as a user's shell runs it: no TensorFlow log level chosen, no devices hidden (the suite sets both)
+    user_environment = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
+    result = run("check", "configs/toy.yaml", env=user_environment)
     assert result.returncode == 0, result.stderr
+    assert not TENSORFLOW_NOISE.findall(result.stderr), result.stderr  # gravtrain -v shows them
     resolved = yaml.safe_load(result.stdout)
     assert resolved["General"]["name"] == "toy"
     assert resolved["Optimizer"]["epsilon"] == pytest.approx(1e-7)  # a default, filled in

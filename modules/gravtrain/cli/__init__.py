@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Sequence
 
+from gravtrain import quiet_tensorflow
 from gravtrain.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, configure_logging, log
 from gravtrain.cli.parser import COMMANDS, build_parser
 from gravtrain.config import ConfigError
@@ -33,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)  # exits 2 with a usage message on bad arguments
     configure_logging(args.verbose)
+    quiet_tensorflow.install(args.verbose)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -306,6 +306,8 @@ def _run_worker_processes(sweep_file, overrides, outcome: TuneOutcome, workers: 
                    "--worker", str(index)]
         for text in overrides:
             command += ["--set", text]
+        if logger.isEnabledFor(logging.DEBUG):  # gravtrain -v tune: TensorFlow's start-up lines too
+            command.append("--verbose")
         env = dict(os.environ)
         if devices:
             env["CUDA_VISIBLE_DEVICES"] = str(devices[index % len(devices)])

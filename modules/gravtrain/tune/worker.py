@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Sequence
 
+from gravtrain import quiet_tensorflow
+
 logger = logging.getLogger("gravtrain")
 
 
@@ -35,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--storage", required=True)
     parser.add_argument("--worker", type=int, required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--verbose", action="store_true", help="TensorFlow's start-up lines too")
     args = parser.parse_args(argv)
+    quiet_tensorflow.install(args.verbose)
     _exit_with_parent(os.getppid())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"[worker {args.worker}] %(message)s"))
