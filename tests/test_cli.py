@@ -30,7 +30,8 @@ TENSORFLOW_NOISE = re.compile(r"cuda|cuInit|xla|cpu_feature|absl|oneDNN", re.IGN
 
 def test_check_prints_the_resolved_config():
     # as a user's shell runs it: no TensorFlow log level chosen, no devices hidden (the suite sets both)
-    user_environment = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
+    user_environment = {k: v for k, v in os.environ.items()
+                        if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
     result = run("check", "configs/toy.yaml", env=user_environment)
     assert result.returncode == 0, result.stderr
     assert not TENSORFLOW_NOISE.findall(result.stderr), result.stderr  # gravtrain -v shows them

@@ -16,6 +16,7 @@ install it (a module of the package's root, as `gravtrain.version`: every entry 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.abc
 import importlib.util
 import logging
@@ -34,7 +35,8 @@ QUIET_LOG_LEVEL = "2"
 def install(verbose: bool, module: str = "tensorflow") -> None:
     """Make the process's first import of ``module`` quiet (see the module's docstring); nothing if ``verbose``
     or if it is imported already."""
-    if verbose or module in sys.modules or any(isinstance(f, QuietImport) and f.module == module for f in sys.meta_path):
+    installed = any(isinstance(finder, QuietImport) and finder.module == module for finder in sys.meta_path)
+    if verbose or installed or module in sys.modules:
         return
     os.environ.setdefault(LOG_LEVEL_ENV, QUIET_LOG_LEVEL)
     sys.meta_path.insert(0, QuietImport(module))
@@ -80,9 +82,10 @@ class _CapturingLoader(importlib.abc.Loader):
                 log.debug("%s: %s", module.__name__, line)
 
 
+@dataclasses.dataclass
 class _Captured:
-    text = ""
-    failed = False
+    text: str = ""  #: what was written to fd 2, once the block has ended
+    failed: bool = False  #: set by the block when it raises: the text then goes to the real standard error
 
 
 @contextlib.contextmanager

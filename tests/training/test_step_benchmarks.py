@@ -17,8 +17,8 @@ def memory_benchmark(directory: Path, recompute: bool, *options: str) -> tuple[d
     out = directory / f"memory_{recompute}.json"
     completed = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "train_step_memory.py"), "--config",
-         str(REPO / "configs" / "toy.yaml"), "--hits", "1500", "--set", f"Training.0.recompute={str(recompute).lower()}",
-         *options, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=directory)
+         str(REPO / "configs" / "toy.yaml"), "--hits", "1500", "--set",
+         f"Training.0.recompute={str(recompute).lower()}", *options, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=directory)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(out.read_text()), completed.stdout
 
