@@ -5,6 +5,7 @@ A module of the test's own stands in for TensorFlow."""
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import sys
 import textwrap
@@ -46,13 +47,27 @@ def noisy(tmp_path, monkeypatch):
         del sys.modules[name]
 
 
-def test_the_first_import_is_quiet_and_its_lines_are_debug_records(noisy, capfd, caplog):
+@pytest.fixture
+def gravtrain_records(monkeypatch):
+    """What the ``gravtrain`` logger receives at DEBUG during the test, whatever handlers earlier tests in this
+    process left on it (the command line's, on a stream that may be closed by now)."""
+    logger, records = logging.getLogger("gravtrain"), []
+    keep = logging.Handler(logging.DEBUG)
+    keep.emit = records.append
+    monkeypatch.setattr(logger, "handlers", [keep])
+    monkeypatch.setattr(logger, "propagate", False)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    yield records
+    logger.setLevel(level)
+
+
+def test_the_first_import_is_quiet_and_its_lines_are_debug_records(noisy, capfd, gravtrain_records):
     name = noisy()
     quiet_tensorflow.install(False, module=name)
-    with caplog.at_level("DEBUG", logger="gravtrain"):
-        module = __import__(name)
+    module = __import__(name)
     assert capfd.readouterr().err == ""
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [r.getMessage() for r in gravtrain_records] == [
         f"{name}: I0000 cudart_stub.cc:31] Could not find cuda drivers on your machine",
         f"{name}: E0000 cuda_platform.cc:52] failed call to cuInit"]
     assert os.environ[LOG_LEVEL_ENV] == "2"

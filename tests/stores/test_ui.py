@@ -306,7 +306,8 @@ def test_gravtrain_ui_on_a_moved_store_serves_every_artifact_follows_new_runs_an
     watch = OutputWatch(wrapper)
     base = f"http://127.0.0.1:{port}"
     try:
-        assert watch.wait_for("browse", timeout=90), watch.text[-3000:]
+        # the runs table's link comes last, after the address
+        assert watch.wait_for("viewStateShareKey=gravtrain", timeout=90), watch.text[-3000:]
         text = watch.text
         assert text.index("starting the MLflow server; reading") < text.index("mirrored 2 run(s)") < text.index("browse")
         assert f"written at {tmp_path / 'cluster' / 'mlruns'} and is read at {source}" in text
