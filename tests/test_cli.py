@@ -142,14 +142,38 @@ def test_user_mistakes_exit_2_without_traceback(args, fragment):
     assert "Traceback" not in result.stderr
 
 
-def test_a_missing_pre_model_is_one_message_before_training(tmp_path):
+def config_with_pre_model(directory: Path, source: str) -> tuple[Path, int]:
+    """The toy config with a noise-filter pre-model at ``source``: its path and the line of pre-model-path."""
     config = (REPO / "configs" / "toy.yaml").read_text().replace(
-        "  seed: 42\n", "  seed: 42\n  pre-model-type: noise-filter\n  pre-model-path: filters/none.keras\n", 1)
-    path = tmp_path / "main.yaml"
+        "  seed: 42\n", f"  seed: 42\n  pre-model-type: noise-filter\n  pre-model-path: {source}\n", 1)
+    path = directory / "main.yaml"
     path.write_text(config)
-    result = run("check", str(path))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"General.pre-model-path: '{tmp_path.as_posix()}/filters/none.keras' does not exist" in result.stderr
+    return path, config.splitlines().index(f"  pre-model-path: {source}") + 1
+
+
+def test_a_missing_pre_model_is_one_message_before_training(tmp_path):
+    """`check` is all or nothing: a pre-model that cannot be read is one error at its file:line, with no "valid"
+    and nothing on stdout (so `check x.yaml > resolved.yaml` writes no file's worth of a failing config)."""
+    path, line = config_with_pre_model(tmp_path, "filters/none.keras")
+    for options in ((), ("--no-model",)):
+        result = run("check", *options, str(path))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, options
+        assert f"{path}:{line}: General.pre-model-path: '{tmp_path.as_posix()}/filters/none.keras' does not " \
+               "exist" in result.stderr, options
+        assert "is valid" not in result.stderr and result.stdout == "", options
+
+
+def test_check_without_the_model_asks_the_store_for_a_pre_model_run_without_tensorflow(tmp_path):
+    path, line = config_with_pre_model(tmp_path, f"runs:/{'0' * 32}/model")
+    code = ("import sys; from gravtrain.cli import main; code = main(['check', '--no-model', 'main.yaml']);"
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow imported'; sys.exit(code)")
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=dict(environment, PYTHONPATH=str(REPO / "modules")))
+    assert result.returncode == 2, result.stderr
+    assert f"main.yaml:{line}: General.pre-model-path: 'runs:/{'0' * 32}/model' could not be read from the " \
+           "store" in result.stderr
+    assert "is valid" not in result.stderr and result.stdout == ""
 
 
 def test_check_refuses_more_devices_than_tensorflow_sees():

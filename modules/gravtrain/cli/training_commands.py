@@ -6,31 +6,53 @@ import argparse
 import sys
 
 from gravtrain.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, environment_failure, log
-from gravtrain.config import load_config, resolve_config, resolved_yaml
+from gravtrain.config import ConfigError, load_config, resolve_config, resolved_yaml
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """All or nothing: "valid" and the resolved YAML on stdout only once every check passed (the pre-model's
+    file and, unless ``--no-model``, the model's build); a mistake found after validation keeps its file:line."""
     validated = resolve_config(args.config, args.overrides, args.explicit)
-    sys.stdout.write(resolved_yaml(validated.config))
+    config = validated.config
+    try:
+        if args.no_model:
+            _check_pre_model_file(config)
+        else:
+            from gravtrain.data import FeatureStats
+            from gravtrain.model import build_model, model_summary, pre_model_of, replica_devices
+            from gravtrain.tracking import store_model_fetcher
+
+            # The architecture does not depend on the statistics; neutral ones avoid loading any data.
+            stats = FeatureStats.neutral()
+            pre_model = pre_model_of(config, stats.names, fetch=store_model_fetcher(config.Tracking))
+            summary = model_summary(build_model(config, stats, pre_model=pre_model)).rstrip()
+            replica_devices(config.General.devices)  # more devices than TensorFlow sees: ConfigError
+    except ConfigError as error:
+        raise validated.located(error) from None
+    # stdout is the resolved YAML alone (`gravtrain check x.yaml > resolved.yaml`); the rest are log lines.
+    sys.stdout.write(resolved_yaml(config))
     n_default = len(validated.defaulted)
     log.info("%s is valid (%d key%s took defaults).", args.config, n_default, "" if n_default == 1 else "s")
     if not args.no_model:
-        from gravtrain.data import FeatureStats
-        from gravtrain.model import build_model, model_summary, pre_model_of, replica_devices
-
-        # The architecture does not depend on the statistics; neutral ones avoid loading any data.
-        stats = FeatureStats.neutral()
-        from gravtrain.tracking import store_model_fetcher
-
-        # a missing or unfit pre-model: ConfigError
-        pre_model = pre_model_of(validated.config, stats.names, fetch=store_model_fetcher(validated.config.Tracking))
-        model = build_model(validated.config, stats, pre_model=pre_model)
-        replica_devices(validated.config.General.devices)  # more devices than TensorFlow sees: ConfigError
-        # stdout stays the resolved YAML alone (`gravtrain check x.yaml > resolved.yaml`); the summary is a log.
         if pre_model is not None:
-            log.info("pre-model (%s): %s", validated.config.General.pre_model_type, pre_model.describe())
-        log.info("%s", model_summary(model).rstrip())
+            log.info("pre-model (%s): %s", config.General.pre_model_type, pre_model.describe())
+        log.info("%s", summary)
     return EXIT_OK
+
+
+def _check_pre_model_file(config) -> None:
+    """``check --no-model``: the pre-model's file exists, or its URI's store gives it, without loading it (so
+    without TensorFlow)."""
+    if config.General.pre_model_path is None:
+        return
+    import tempfile
+    from pathlib import Path
+
+    from gravtrain.config.pre_model_source import pre_model_file
+    from gravtrain.tracking import store_model_fetcher
+
+    with tempfile.TemporaryDirectory(prefix="gravtrain-check-") as scratch:
+        pre_model_file(config.General.pre_model_path, Path(scratch), store_model_fetcher(config.Tracking))
 
 
 def run_schema(args: argparse.Namespace) -> int:

@@ -73,6 +73,7 @@ def validate_config_data(loaded: LoadedYaml, filename: str, issues: Iterable[Con
         raise ConfigError(issues + exc.errors) from None
     if issues:
         raise ConfigError(issues)
+    validated.origins = loaded.origins
     if explicit and validated.defaulted:
         raise explicit_mode_error(validated, filename)
     if not quiet:

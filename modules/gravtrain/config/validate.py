@@ -17,6 +17,7 @@ The rules, all driven by the schema's annotations and `KeySpec`s:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import types
@@ -58,6 +59,20 @@ class Validated:
     config: Any
     defaulted: list[tuple[Path, Any]] = field(default_factory=list)
     file_stem_defaults: list[tuple[Path, str]] = field(default_factory=list)
+    #: where each key path was written (file and line, or ``--set``); filled by the config loader
+    origins: dict[Path, Origin] = field(default_factory=dict)
+
+    def located(self, error: ConfigError) -> ConfigError:
+        """``error`` with each issue that names no file placed where its key was written (or its nearest
+        written ancestor): for the checks made after validation, such as a pre-model that cannot be read."""
+        def place(issue: ConfigIssue) -> ConfigIssue:
+            if issue.file is not None or not issue.path:
+                return issue
+            key_path = tuple(int(part) if part.isdigit() else part for part in issue.path.split("."))
+            origin = nearest_origin(self.origins, key_path)
+            return issue if origin is None else dataclasses.replace(issue, file=origin.file, line=origin.line)
+
+        return ConfigError([place(issue) for issue in error.errors], hint=error.hint, subject=error.subject)
 
 
 def validate_section(root: type, data: Any, origins: dict[Path, Origin] | None = None,

@@ -17,28 +17,18 @@ Every failure is a ``ConfigError`` on ``General.pre-model-path`` saying what is 
 from __future__ import annotations
 
 import hashlib
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import keras
 
-from gravtrain.config.errors import ConfigError, ConfigIssue
+from gravtrain.config.pre_model_source import PreModelFetch, pre_model_error, pre_model_file
 from gravtrain.config.schema import Config
 from gravtrain.model.loading import ModelFileError, feature_names, load_model
 
-#: The key every pre-model error is reported on.
-PRE_MODEL_KEY = "General.pre-model-path"
 #: The output a noise filter scores hits with (1: signal, 0: noise).
 SIGNAL_SCORE = "signal_score"
-#: A URI MLflow resolves (``runs:/``, ``models:/``, ``file:``, ...) rather than a path.
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-#: ``fetch(uri, scratch)``: the ``.keras`` file of the model at ``uri``, downloaded into the folder ``scratch``, and
-#: the run ID the URI names ("" if none); raises FileNotFoundError with a message for the user when it cannot.
-PreModelFetch = Callable[[str, Path], tuple[Path, str]]
 
 
 @dataclass(frozen=True)
@@ -95,33 +85,17 @@ def load_pre_model(config: Config, data_features, *, expect_output: str | None =
     if source is None:
         raise ValueError("the config names no pre-model")
     with tempfile.TemporaryDirectory(prefix="gravtrain-pre-model-") as scratch:
-        if _URI.match(source):
-            if fetch is None:
-                raise ValueError(f"pre-model-path '{source}' is a URI: pass fetch (the store's model fetcher)")
-            try:
-                path, run_id = fetch(source, Path(scratch))
-            except FileNotFoundError as exc:
-                _fail(str(exc))
-        else:
-            path = Path(source)
-            run_id = path.parent.name if _RUN_ID.match(path.parent.name) else ""
-            if not path.is_file():
-                _fail(f"'{source}' does not exist (a relative path is relative to the config file). Give the "
-                      "filter's .keras file, e.g. checkpoints/<run id>/model.keras, or its MLflow model URI "
-                      "runs:/<run id>/model.")
+        path, run_id = pre_model_file(source, Path(scratch), fetch)
         try:
             model = load_model(path)
         except ModelFileError as exc:
-            _fail(f"{exc} A pre-model is a model gravtrain trained (General.model: noise-filter).")
+            pre_model_error(f"{exc} A pre-model is a model gravtrain trained (General.model: noise-filter).")
     if expect_output is not None and expect_output not in model.output:
-        _fail(f"'{source}' is a gravtrain model but not a noise filter (it has no '{expect_output}' output; its "
+        pre_model_error(f"'{source}' is a gravtrain model but not a noise filter (it has no '{expect_output}' output; its "
               f"outputs are {', '.join(sorted(model.output))}). Train one with General.model: noise-filter.")
     saved, wanted = tuple(feature_names(model)), tuple(data_features)
     if saved != wanted:
-        _fail(f"'{source}' was trained on the features {', '.join(saved)} but the data has {', '.join(wanted)}; "
+        pre_model_error(f"'{source}' was trained on the features {', '.join(saved)} but the data has {', '.join(wanted)}; "
               "train the pre-model on data with the same features.")
     return PreModel(model=model, source=source, run_id=run_id, weights_sha256=weights_sha256(model))
 
-
-def _fail(message: str):
-    raise ConfigError([ConfigIssue(path=PRE_MODEL_KEY, message=message)])
