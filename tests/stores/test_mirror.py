@@ -44,7 +44,8 @@ def add_run(root: Path, experiment: str, name: str, *, gravtrain: bool = True, e
     client = client_of(root)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    tags = {"gravtrain.stage": "warm-up", "gravtrain.config_sha256": "ab" * 32} if gravtrain else {"other": "x"}
+    tags = {"gravtrain.stage": "warm-up", "gravtrain.config_sha256": "ab" * 32,
+            "gravtrain.resolved_config_sha256": "cd" * 32} if gravtrain else {"other": "x"}
     run_id = client.create_run(experiment_id, start_time=start_time, run_name=name, tags=tags).info.run_id
     client.log_batch(run_id, params=[Param(f"Training.0.key_{i}", str(i)) for i in range(5)],
                      metrics=[Metric(key, 0.5 + step / 10, 1000 + step, step)

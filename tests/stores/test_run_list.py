@@ -33,7 +33,8 @@ def test_every_run_newest_first_with_its_stage_metrics_and_config_hash(store, tm
     assert by_name["second"].stage == "fine-tune" and by_name["first"].stage == "warm-up"
     assert by_name["first"].metrics == {"physics/efficiency": pytest.approx(0.7)}  # the latest step's value
     assert by_name["second"].metrics["val/objective"] == 1.25
-    assert by_name["first"].config_sha256 == "ab" * 32 and by_name["third"].config_sha256 is None
+    assert by_name["first"].config_sha256 == "cd" * 32 and by_name["third"].config_sha256 is None  # resolved
+    assert by_name["first"].config_file_sha256 == "ab" * 32
     assert by_name["first"].experiment == "physics" and by_name["third"].experiment == "other"
     assert (tmp_path / "mirror" / "store").is_dir()  # read through the mirror
 

@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,18 @@ def test_no_git_no_git_tags(checkout, monkeypatch):
     tags = provenance_tags(None, b"x")
     assert "mlflow.source.git.commit" not in tags and "gravtrain.git_dirty" not in tags
     assert "gravtrain.config_sha256" in tags
+
+
+def test_the_resolved_config_hash_follows_the_values_not_the_file():
+    """Two runs of one file that differ by a --set differ in the resolved hash (what `runs list` shows) and share
+    the file's; the same values from another file share the resolved hash."""
+    from gravtrain.config import load_config, resolved_yaml
+
+    base = Path(__file__).resolve().parents[2] / "configs" / "toy.yaml"
+    data = base.read_bytes()
+    plain = provenance_tags(None, data, resolved_yaml(load_config(base)))
+    changed = provenance_tags(None, data, resolved_yaml(load_config(base, ["Training.0.learning_rate=0.01"])))
+    assert plain["gravtrain.config_sha256"] == changed["gravtrain.config_sha256"]
+    assert plain["gravtrain.resolved_config_sha256"] != changed["gravtrain.resolved_config_sha256"]
+    assert len(plain["gravtrain.resolved_config_sha256"]) == 64
+    assert "gravtrain.resolved_config_sha256" not in provenance_tags(None, data)

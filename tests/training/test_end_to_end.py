@@ -3,6 +3,7 @@ artifacts, the model, the REST API of a real `mlflow server`, the same seed's sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -28,7 +29,7 @@ def trained(tmp_path_factory):
 
 
 def test_every_config_key_is_a_param(trained):
-    from gravtrain.config import load_config
+    from gravtrain.config import load_config, resolved_yaml
     from gravtrain.tracking import flatten_params
 
     directory, config, result = trained
@@ -45,6 +46,8 @@ def test_every_config_key_is_a_param(trained):
     assert tags["mlflow.note.content"] == "end-to-end test"
     assert tags["gravtrain.stage"] == "second" and tags["gravtrain.stage_1.end_reason"] == "epochs"
     assert len(tags["gravtrain.config_sha256"]) == 64
+    resolved = resolved_yaml(load_config(config)).encode()
+    assert tags["gravtrain.resolved_config_sha256"] == hashlib.sha256(resolved).hexdigest()
 
 
 def test_metrics_steps_and_the_learning_rate_switch(trained):

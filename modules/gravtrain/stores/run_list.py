@@ -1,12 +1,15 @@
 """``gravtrain runs list``: one line per run of a store (name, status, stage, start, duration, the headline metrics,
-config hash), newest first, as a table or as JSON.
+resolved config's hash), newest first, as a table or as JSON.
 
 A directory store is read through its local mirror (`gravtrain.stores.mirror`), brought up to date first, so
 that a store mounted over sshfs lists as fast as a local one; the runs are then read with MLflow's own client.
 
 Columns: the run name; MLflow's status; the ``gravtrain.stage`` tag (the stage running or last run); the start
 (local time); the duration (to now for a run still RUNNING); the latest value of each metric of `LIST_METRICS`
-the run has; the first characters of ``gravtrain.config_sha256`` (runs made from the same config file share it).
+the run has (``val/objective`` is the validation objective, which sweeps optimise); the first characters of
+``gravtrain.resolved_config_sha256``, the hash of the resolved config: runs trained with the same values share
+it, and a ``--set`` that changes one changes it. The JSON has it whole, and the config file's own hash
+(``gravtrain.config_sha256``) as ``config_file_sha256``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from typing import Mapping, Sequence
 from gravtrain.stores.tables import MISSING, aligned, number_cell
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.headline_metrics import LIST_METRICS, METRIC_HEADINGS
+from gravtrain.tracking.provenance import CONFIG_FILE_HASH_TAG, RESOLVED_CONFIG_HASH_TAG
 
 logger = logging.getLogger(__name__)
 
 STAGE_TAG = "gravtrain.stage"
-CONFIG_HASH_TAG = "gravtrain.config_sha256"
 #: Characters of the config hash shown in the table (JSON has it whole).
 SHORT_HASH_LENGTH = 10
 
@@ -42,7 +45,8 @@ class RunSummary:
     start_ms: int | None  #: start time, milliseconds since the epoch (as MLflow keeps it)
     end_ms: int | None
     metrics: Mapping[str, float] = field(default_factory=dict)  #: the latest value of each of `LIST_METRICS`
-    config_sha256: str | None = None
+    config_sha256: str | None = None  #: the resolved config's hash
+    config_file_sha256: str | None = None  #: the config file's hash
 
     def duration_seconds(self, now_ms: int | None = None) -> float | None:
         """End - start; to ``now_ms`` (default: now) for a run that has not ended."""
@@ -90,7 +94,8 @@ def list_runs(store: str, *, mirror_home=None, direct: bool = False) -> list[Run
                        status=run.info.status, stage=run.data.tags.get(STAGE_TAG),
                        start_ms=run.info.start_time, end_ms=run.info.end_time,
                        metrics={key: run.data.metrics[key] for key in LIST_METRICS if key in run.data.metrics},
-                       config_sha256=run.data.tags.get(CONFIG_HASH_TAG)) for run in runs]
+                       config_sha256=run.data.tags.get(RESOLVED_CONFIG_HASH_TAG),
+                       config_file_sha256=run.data.tags.get(CONFIG_FILE_HASH_TAG)) for run in runs]
 
 
 def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None) -> str:

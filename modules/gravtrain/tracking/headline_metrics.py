@@ -23,7 +23,7 @@ LIST_METRICS = SHOWER_HEADLINE + NOISE_FILTER_HEADLINE + (OBJECTIVE,)
 #: Short column headings of `LIST_METRICS`.
 METRIC_HEADINGS = {"physics/efficiency": "eff", "physics/fake_rate": "fake", "physics/response": "resp",
                    "physics/signal_efficiency": "sig_eff", "physics/noise_rejection": "noise_rej",
-                   OBJECTIVE: "objective"}
+                   OBJECTIVE: "val/objective"}  # the validation objective, not the last step's
 #: The metrics `runs compare` shows first, in this order; the others follow alphabetically.
 COMPARE_FIRST = SHOWER_HEADLINE + (OBJECTIVE, TOTAL_LOSS)
 

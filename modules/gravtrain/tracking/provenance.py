@@ -1,6 +1,9 @@
 """Provenance tags: what a run was made from, so it can be made again.
 
-- ``gravtrain.config_sha256``: SHA-256 of the config file's bytes as read (not of the resolved config).
+- ``gravtrain.resolved_config_sha256``: SHA-256 of the resolved config (`gravtrain.config.resolved_yaml`: every
+  default filled in, every ``--set`` applied), the same for every run trained with the same values, whatever
+  file or overrides gave them; a sweep's trials have it too.
+- ``gravtrain.config_sha256``: SHA-256 of the config file's bytes as read (none for a config built in Python).
 - ``gravtrain.version``, ``tensorflow.version``, ``keras.version``, ``mlflow.version``: installed versions, read
   from package metadata (TensorFlow is not imported for it; ``tensorflow-cpu`` counts as TensorFlow); a package
   that is not installed has no tag.
@@ -22,6 +25,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 GIT_TIMEOUT_SECONDS = 5.0
+#: The tag of the resolved config's hash (what `runs list` shows) and of the config file's.
+RESOLVED_CONFIG_HASH_TAG = "gravtrain.resolved_config_sha256"
+CONFIG_FILE_HASH_TAG = "gravtrain.config_sha256"
 #: tag -> the distributions that provide the package, first installed one wins.
 VERSION_TAGS = {
     "gravtrain.version": ("gravtrain",),
@@ -31,21 +37,25 @@ VERSION_TAGS = {
 }
 
 
-def provenance_tags(config_path: Path | None, config_bytes: bytes | None) -> dict[str, str]:
+def provenance_tags(config_path: Path | None, config_bytes: bytes | None,
+                    resolved_config: str | None = None) -> dict[str, str]:
     """The provenance tags of a run (module docstring).
 
     Args:
         config_path: the config file, or None for a config built in Python.
         config_bytes: the file's bytes as read by the loader; None reads ``config_path`` (if given).
+        resolved_config: the resolved config's YAML (`gravtrain.config.resolved_yaml`), or None for no hash.
     """
     tags: dict[str, str] = {}
+    if resolved_config is not None:
+        tags[RESOLVED_CONFIG_HASH_TAG] = hashlib.sha256(resolved_config.encode()).hexdigest()
     if config_bytes is None and config_path is not None:
         try:
             config_bytes = Path(config_path).read_bytes()
         except OSError as exc:
             logger.warning("cannot read %s for its checksum: %s", config_path, exc.strerror)
     if config_bytes is not None:
-        tags["gravtrain.config_sha256"] = hashlib.sha256(config_bytes).hexdigest()
+        tags[CONFIG_FILE_HASH_TAG] = hashlib.sha256(config_bytes).hexdigest()
     tags.update(package_versions())
     directories = [Path.cwd()]
     if config_path is not None and Path(config_path).resolve().parent != directories[0]:

@@ -182,7 +182,7 @@ def open_run(config: Config, config_path: Path | None, config_bytes: bytes | Non
                 context.replay_unwritten_metrics()
                 context.history = tracker.metric_histories()
             else:
-                tags_of_run = provenance_tags(config_path, config_bytes)
+                tags_of_run = provenance_tags(config_path, config_bytes, resolved_yaml(config))
                 tags_of_run.update(dict(config.Tracking.tags))
                 tags_of_run.update(tags or {})
                 tracker.set_tags(tags_of_run)
