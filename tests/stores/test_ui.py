@@ -17,7 +17,7 @@ import pytest
 
 from gravtrain.stores import serve_ui, ui_command_line, ui_environment
 from gravtrain.stores import ui as ui_module
-from gravtrain.stores.ui import ui_url
+from gravtrain.stores.ui import run_url, ui_url
 from gravtrain.tracking import MlflowTracker
 from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV
 from tests.stores.output_watch import OutputWatch
@@ -44,6 +44,7 @@ def test_environment(clean_environment, monkeypatch):
 
 def test_url():
     assert ui_url("127.0.0.1", 5000) == "http://127.0.0.1:5000" and ui_url("::1", 80) == "http://[::1]:80"
+    assert run_url("7", "ab12") == "http://127.0.0.1:5000/#/experiments/7/runs/ab12?workflowType=machine_learning"
 
 
 #: How long a signal sent to this process may take to reach its handler.

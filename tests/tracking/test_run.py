@@ -57,7 +57,7 @@ def test_new_run_name_experiment_description(start, client):
     run = client.get_run(tracker.run_id)
     assert run.info.run_name == "run" and client.get_experiment(run.info.experiment_id).name == "exp"
     assert run.data.tags["mlflow.note.content"] == "first try"
-    assert tracker.artifact_uri == run.info.artifact_uri
+    assert tracker.artifact_uri == run.info.artifact_uri and tracker.experiment_id == run.info.experiment_id
     # MLflow's UI opens an experiment of this kind on its runs table, not as a GenAI project
     assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
@@ -86,6 +86,7 @@ def test_resume_reopens_the_same_run_and_checks_params(start, client):
 
     resumed = start(resume_run_id=first.run_id, run_name="ignored")
     assert resumed.run_id == first.run_id and client.get_run(first.run_id).info.status == "RUNNING"
+    assert resumed.experiment_id == first.experiment_id is not None
     resumed.log_params({"a": "1", "b": "x", "c": "new"})  # the same values again: fine
     with pytest.raises(TrackingError, match=r"a: stored '1', now '2'"):
         resumed.log_params({"a": "2", "c": "new"})

@@ -40,6 +40,9 @@ def test_resume_after_sigkill_logs_every_step_once(tmp_path):
     client = client_for(tmp_path)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
+    # the end says how to open the run: the UI's command for this store and the run's page in the training view
+    assert (f"`gravtrain ui` serves it at http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+            "?workflowType=machine_learning") in resumed.stderr
     for key in ("objective", "lr", "loss/attractive"):
         steps = metric_steps(client, run_id, key)
         assert steps == list(range(1, steps[-1] + 1)), (key, steps)  # contiguous and unique

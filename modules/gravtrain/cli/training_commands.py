@@ -55,6 +55,23 @@ def _check_pre_model_file(config) -> None:
         pre_model_file(config.General.pre_model_path, Path(scratch), store_model_fetcher(config.Tracking))
 
 
+def _run_link(config, result) -> str:
+    """How to open a trained run: the `gravtrain ui` command for its store, and the run's address there."""
+    from pathlib import Path
+
+    from gravtrain.stores.ui import run_url
+    from gravtrain.tracking import resolve_tracking_uri
+    from gravtrain.tracking.store import local_directory
+
+    uri = resolve_tracking_uri(config.Tracking)
+    directory = local_directory(uri)
+    store = uri if directory is None else str(directory)
+    if directory is not None and directory.resolve().is_relative_to(Path.cwd().resolve()):
+        store = str(directory.resolve().relative_to(Path.cwd().resolve()))
+    command = "gravtrain ui" if store == "mlruns" else f"gravtrain ui {store}"
+    return f"`{command}` serves it at {run_url(result.experiment_id, result.run_id)}"
+
+
 def run_schema(args: argparse.Namespace) -> int:
     from gravtrain.config.reference import schema_reference
 
@@ -89,7 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     log.info("done in %.0f s: %s (validation events, final model)", result.seconds, result.headline)
     if result.run_id:
-        log.info("MLflow run %s; browse it with `gravtrain ui`", result.run_id)
+        log.info("MLflow run %s: %s", result.run_id, _run_link(validated.config, result))
     log.info("model saved as %s", result.run_dir / "model.keras")
     return EXIT_OK
 

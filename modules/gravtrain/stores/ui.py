@@ -84,6 +84,11 @@ def experiments_url(host: str = "127.0.0.1", port: int = 5000) -> str:
     return f"{ui_url(host, port)}/#/experiments?workflowType=machine_learning"
 
 
+def run_url(experiment_id: str, run_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """A run's page in the UI's model-training mode (its overview, metrics and artifacts)."""
+    return f"{ui_url(host, port)}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
 def runs_table_url(host: str, port: int, experiment_id: str) -> str:
     """The runs table of an experiment with the view the mirror gives gravtrain experiments
     (`gravtrain.stores.mirror.VIEW_SHARE_KEY`)."""

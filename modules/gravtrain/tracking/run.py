@@ -47,6 +47,7 @@ class MlflowTracker(RunParamsAndTags, RunMetrics, RunArtifacts):
                  metrics_buffer_size: int = MLFLOW_METRICS_PER_BATCH, metrics_flush_seconds: float | None = 10.0):
         self._client = client
         self._run_id = run_id
+        self._experiment_id: str | None = None  # set by `start`
         self._artifact_uri = artifact_uri
         self._ended = False
         self._run_directory: Path | None = None  # in a directory store: the run's folder, packed at the end
@@ -89,6 +90,7 @@ class MlflowTracker(RunParamsAndTags, RunMetrics, RunArtifacts):
             raise TrackingError(_store_message(uri, exc)) from exc
         tracker = cls(client, run.info.run_id, run.info.artifact_uri, metrics_buffer_size=metrics_buffer_size,
                       metrics_flush_seconds=metrics_flush_seconds)
+        tracker._experiment_id = run.info.experiment_id
         directory = local_directory(uri)
         if directory is not None:
             tracker._run_directory = directory / run.info.experiment_id / run.info.run_id
@@ -101,6 +103,11 @@ class MlflowTracker(RunParamsAndTags, RunMetrics, RunArtifacts):
     @property
     def run_id(self) -> str:
         return self._run_id
+
+    @property
+    def experiment_id(self) -> str | None:
+        """The ID of the run's experiment (None for a tracker not opened with `start`)."""
+        return self._experiment_id
 
     @property
     def artifact_uri(self) -> str:

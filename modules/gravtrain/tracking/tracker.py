@@ -27,6 +27,8 @@ class Tracker(Protocol):
     @property
     def run_id(self) -> str | None: ...
     @property
+    def experiment_id(self) -> str | None: ...
+    @property
     def artifact_uri(self) -> str | None: ...
     def log_params(self, params: dict[str, str]) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
@@ -53,6 +55,7 @@ class NullTracker:
     """The `Tracker` of a run without tracking (``--no-tracking``): every record is dropped."""
 
     run_id = None
+    experiment_id = None
     artifact_uri = None
 
     def log_params(self, params: dict[str, str]) -> None:

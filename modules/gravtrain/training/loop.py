@@ -115,7 +115,8 @@ def train(config_or_path, overrides=(), tracking: bool = True, *, resume: str | 
         with clock.part("final"):
             metrics = trainer.finish()
     logger.info("wall time by part, %s", clock.summary())
-    return TrainResult(run_id=run.run_id, run_dir=run.run_dir, model=model, metrics=metrics,
+    return TrainResult(run_id=run.run_id, experiment_id=run.tracker.experiment_id, run_dir=run.run_dir,
+                       model=model, metrics=metrics,
                        stage_end_reasons=list(progress.stage_end_reasons),
                        curves=dict(trainer.recorder.curves),
                        seconds=time.perf_counter() - started,

@@ -28,6 +28,7 @@ class TrainResult:
 
     Attributes:
         run_id: the MLflow run (None with tracking off).
+        experiment_id: the MLflow experiment of the run (None with tracking off).
         run_dir: the run's checkpoint directory (``model.keras`` is saved there too).
         model: the trained model.
         metrics: the final validation losses and physics metrics by name.
@@ -48,6 +49,7 @@ class TrainResult:
     run_id: str | None
     run_dir: Path
     model: keras.Model
+    experiment_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     stage_end_reasons: list[str] = field(default_factory=list)
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
