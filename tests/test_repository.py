@@ -1,0 +1,32 @@
+"""The repository itself: what the README's commands write when run from its folder is ignored by git."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: What the guide's commands create here: training (store, checkpoints, a model copied out), a sweep's journal and
+#: its lock, a sweep journal given with --storage, `simulate --out data/...`, `evaluate --out eval/`, and
+#: `check ... > resolved.yaml`.
+WRITTEN_BY_THE_GUIDE = ["mlruns/1/meta.yaml", "mlartifacts/x", "checkpoints/abc/latest", "model.keras",
+                        "mlruns-sweeps.journal", "mlruns-sweeps.journal.lock", "sweeps/hgcal.journal",
+                        "data/toy/train/shard_00000.npz", "eval/metrics.json", "resolved.yaml", "mlflow.db"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="not a git checkout")
+@pytest.mark.parametrize("path", WRITTEN_BY_THE_GUIDE)
+def test_git_ignores_what_the_guide_writes(path):
+    found = subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=REPO, timeout=30)
+    assert found.returncode == 0, f"{path} is not ignored by .gitignore"
+
+
+def test_the_configs_and_sweeps_that_ship_are_not_ignored():
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    for path in ("configs/toy.yaml", "configs/sweeps/toy_capacity.yaml"):
+        assert subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=REPO, timeout=30).returncode == 1
