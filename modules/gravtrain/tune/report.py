@@ -10,6 +10,7 @@ import csv
 import io
 import logging
 import math
+import re
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,8 +134,27 @@ def _importance(study, n_complete: int) -> tuple[dict[str, float] | None, str]:
             importance = optuna.importance.get_param_importances(study)
         except (RuntimeError, ValueError) as exc:  # e.g. every trial at the same point
             return None, f"not computed: {exc}"
-    caveat = "; ".join(str(w.message) for w in caught)
-    return {k: float(v) for k, v in importance.items()}, caveat
+    caveats = dict.fromkeys(importance_caveat(str(w.message)) for w in caught)  # in order, once each
+    return {k: float(v) for k, v in importance.items()}, "; ".join(caveats)
+
+
+#: Optuna's importance warnings, as the report says them: (pattern of Optuna's message, the report's words).
+IMPORTANCE_CAVEATS = (
+    (re.compile(r"Target and region quantiles select the same set of trials|number of trials is too small"),
+     "too few completed trials to tell the keys apart, so every key gets the same importance; run more trials"),
+    (re.compile(r"regimes for parameter `(?P<key>[^`]+)` have less than (?P<n>\d+) trials"),
+     "some values of {key} have fewer than {n} trials, so its importance is rough"),
+)
+
+
+def importance_caveat(message: str) -> str:
+    """A warning Optuna gave while computing importances, in the report's words (an unknown one as Optuna's,
+    named as such)."""
+    for pattern, words in IMPORTANCE_CAVEATS:
+        found = pattern.search(message)
+        if found:
+            return words.format(**found.groupdict())
+    return f"Optuna: {message}"
 
 
 def log_report(tracker, report: SweepReport) -> None:
