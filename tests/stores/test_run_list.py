@@ -52,6 +52,20 @@ def test_the_table_has_one_line_per_run_and_only_the_metrics_some_run_has():
     assert runs_table([]) == "no runs in this store."
 
 
+def test_a_sweeps_runs_show_their_sweep_and_trial():
+    from gravtrain.stores.run_list import _sweep_of
+
+    assert _sweep_of({"gravtrain.sweep": "capacity", "gravtrain.trial": "3"}) == "capacity #3"
+    assert _sweep_of({"gravtrain.sweep": "capacity", "gravtrain.sweep_role": "parent"}) == "capacity"
+    assert _sweep_of({"gravtrain.stage": "first"}) is None
+    runs = [RunSummary("a" * 32, "capacity trial 3", "e", "FINISHED", "s", 1_700_000_000_000, None, {}, None,
+                       sweep="capacity #3"),
+            RunSummary("b" * 32, "plain", "e", "FINISHED", "s", 1_700_000_000_000, None, {}, None)]
+    lines = runs_table(runs, now_ms=1_700_000_060_000).splitlines()
+    assert lines[0].split()[:5] == ["name", "run", "status", "stage", "sweep"]
+    assert "capacity #3" in lines[1] and lines[2].split()[4] == "-"
+
+
 def test_gravtrain_runs_list_prints_the_table_or_json_and_leaves_the_store_alone(store, tmp_path, capsys):
     root, first, second = store
     before = snapshot(root)

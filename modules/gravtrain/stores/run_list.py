@@ -4,12 +4,13 @@ resolved config's hash), newest first, as a table or as JSON.
 A directory store is read through its local mirror (`gravtrain.stores.mirror`), brought up to date first, so
 that a store mounted over sshfs lists as fast as a local one; the runs are then read with MLflow's own client.
 
-Columns: the run name; MLflow's status; the ``gravtrain.stage`` tag (the stage running or last run); the start
-(local time); the duration (to now for a run still RUNNING); the latest value of each metric of `LIST_METRICS`
-the run has (``val/objective`` is the validation objective, which sweeps optimise); the first characters of
-``gravtrain.resolved_config_sha256``, the hash of the resolved config: runs trained with the same values share
-it, and a ``--set`` that changes one changes it. The JSON has it whole, and the config file's own hash
-(``gravtrain.config_sha256``) as ``config_file_sha256``.
+Columns: the run name; MLflow's status; the ``gravtrain.stage`` tag (the stage running or last run); when some
+run belongs to a sweep, its sweep (``name #trial`` for a trial's run, the name alone for the sweep's parent run);
+the start (local time); the duration (to now for a run still RUNNING); the latest value of each metric of
+`LIST_METRICS` the run has (``val/objective`` is the validation objective, which sweeps optimise); the first
+characters of ``gravtrain.resolved_config_sha256``, the hash of the resolved config: runs trained with the same
+values share it, and a ``--set`` that changes one changes it. The JSON has it whole, and the config file's own
+hash (``gravtrain.config_sha256``) as ``config_file_sha256``.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from gravtrain.stores.tables import MISSING, aligned, number_cell
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.headline_metrics import LIST_METRICS, METRIC_HEADINGS
 from gravtrain.tracking.provenance import CONFIG_FILE_HASH_TAG, RESOLVED_CONFIG_HASH_TAG
+from gravtrain.tracking.run_tags import PARENT_ROLE, STAGE_TAG, SWEEP_ROLE_TAG, SWEEP_TAG, TRIAL_TAG
 
 logger = logging.getLogger(__name__)
 
-STAGE_TAG = "gravtrain.stage"
 #: Characters of the config hash shown in the table (JSON has it whole).
 SHORT_HASH_LENGTH = 10
 
@@ -46,6 +47,7 @@ class RunSummary:
     end_ms: int | None
     metrics: Mapping[str, float] = field(default_factory=dict)  #: the latest value of each of `LIST_METRICS`
     config_sha256: str | None = None  #: the resolved config's hash
+    sweep: str | None = None  #: a trial's sweep and number ("capacity #3"), a sweep's parent's name ("capacity")
     config_file_sha256: str | None = None  #: the config file's hash
 
     def duration_seconds(self, now_ms: int | None = None) -> float | None:
@@ -95,7 +97,17 @@ def list_runs(store: str, *, mirror_home=None, direct: bool = False) -> list[Run
                        start_ms=run.info.start_time, end_ms=run.info.end_time,
                        metrics={key: run.data.metrics[key] for key in LIST_METRICS if key in run.data.metrics},
                        config_sha256=run.data.tags.get(RESOLVED_CONFIG_HASH_TAG),
-                       config_file_sha256=run.data.tags.get(CONFIG_FILE_HASH_TAG)) for run in runs]
+                       config_file_sha256=run.data.tags.get(CONFIG_FILE_HASH_TAG),
+                       sweep=_sweep_of(run.data.tags)) for run in runs]
+
+
+def _sweep_of(tags: Mapping[str, str]) -> str | None:
+    """What ties a run to a sweep: ``name #trial`` for a trial's run, ``name`` for the sweep's parent run."""
+    if SWEEP_TAG not in tags:
+        return None
+    if TRIAL_TAG in tags:
+        return f"{tags[SWEEP_TAG]} #{tags[TRIAL_TAG]}"
+    return tags[SWEEP_TAG] if tags.get(SWEEP_ROLE_TAG) == PARENT_ROLE else None
 
 
 def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None) -> str:
@@ -104,10 +116,12 @@ def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None) -> str:
     if not runs:
         return "no runs in this store."
     metrics = [key for key in LIST_METRICS if any(key in run.metrics for run in runs)]
-    rows = [["name", "run", "status", "stage", "start", "duration", *(METRIC_HEADINGS[m] for m in metrics),
-             "config"]]
+    sweeps = any(run.sweep for run in runs)
+    rows = [["name", "run", "status", "stage", *(["sweep"] if sweeps else []), "start", "duration",
+             *(METRIC_HEADINGS[m] for m in metrics), "config"]]
     for run in runs:
-        rows.append([run.name or MISSING, run.run_id[:8], run.status, run.stage or MISSING, _start(run.start_ms),
+        rows.append([run.name or MISSING, run.run_id[:8], run.status, run.stage or MISSING,
+                     *([run.sweep or MISSING] if sweeps else []), _start(run.start_ms),
                      _duration(run.duration_seconds(now_ms)),
                      *(number_cell(run.metrics.get(metric)) for metric in metrics),
                      (run.config_sha256 or MISSING)[:SHORT_HASH_LENGTH]])

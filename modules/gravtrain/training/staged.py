@@ -21,6 +21,7 @@ from gravtrain.model import (
     apply_batch_norm_options, apply_freeze, batch_norm_layers, batch_norm_options, loss_options,
 )
 from gravtrain.tracking import StoreWriteError
+from gravtrain.tracking.run_tags import STAGE_TAG
 from gravtrain.training import checkpoint as ckpt
 from gravtrain.training.figures import TrainingFigures
 from gravtrain.training.outcome import EpochEnd, NonFiniteLossError, TrainingInterrupted
@@ -95,7 +96,7 @@ class StagedTrainer:
         self.loss.set_options(**loss_options(config, index))
         frozen = apply_freeze(self.model, stage.freeze)
         self.step.compile(recompute=stage.recompute)
-        self.run.tracker.set_tags({"gravtrain.stage": name})
+        self.run.tracker.set_tags({STAGE_TAG: name})
         if len(self.progress.stage_first_steps) == index:  # not when resumed inside the stage
             self.progress.stage_first_steps.append(self.progress.step)
         logger.info("stage %d/%d %s: %d epoch(s), batch_size %d hits, learning_rate %g%s", index + 1,

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 from gravtrain.config import ConfigError, ConfigIssue
 from gravtrain.config.validate import did_you_mean
+from gravtrain.tracking.run_tags import PARENT_ROLE, SWEEP_ROLE_TAG, SWEEP_TAG
 from gravtrain.tune.plan import SweepPlan, plan_sweep
 from gravtrain.tune.study import (
     FINGERPRINT,
@@ -238,8 +239,8 @@ def _open_parent_run(plan: SweepPlan, outcome: TuneOutcome) -> str:
     sweep's header and spaces as params."""
     header = plan.sweep.header
     tracker = _parent_tracker(plan)
-    tracker.set_tags({"gravtrain.sweep": header.name, "gravtrain.sweep_storage": outcome.storage,
-                      "gravtrain.sweep_role": "parent", "mlflow.note.content": outcome.dry_run_text})
+    tracker.set_tags({SWEEP_TAG: header.name, "gravtrain.sweep_storage": outcome.storage,
+                      SWEEP_ROLE_TAG: PARENT_ROLE, "mlflow.note.content": outcome.dry_run_text})
     params = {"sweep.sampler": header.sampler, "sweep.trials": str(plan.sweep.n_trials),
               "sweep.seed": str(header.seed), "sweep.pruner": header.pruner, "sweep.repeats": str(header.repeats),
               "sweep.objective.metric": header.objective.metric,

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from gravtrain.config import ConfigError
 from gravtrain.config.validate import dotted
+from gravtrain.tracking.run_tags import SWEEP_TAG, TRIAL_TAG
 from gravtrain.tune.plan import SweepPlan
 from gravtrain.tune.spaces import yaml_text
 from gravtrain.tune.study import Heartbeat, requeue
@@ -63,7 +64,7 @@ def run_trial(context: SweepContext, study, trial, trainer: Callable) -> None:
         point = sampled_point(plan, trial)
         described = ", ".join(f"{dotted(path)}={yaml_text(value)}" for path, value in point.items())
         logger.info("trial %d: %s", trial.number, described)
-        tags = {"gravtrain.sweep": context.study_name, "gravtrain.trial": str(trial.number)}
+        tags = {SWEEP_TAG: context.study_name, TRIAL_TAG: str(trial.number)}
         tags.update({f"sweep.{dotted(path)}": yaml_text(value) for path, value in point.items()})
         try:
             state, value, reason = _train_repeats(context, trial, point, tags, trainer)
