@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="move the damaged files into a quarantine folder of the store (nothing is deleted)")
     doctor.set_defaults(run=run_doctor)
     listing = runs_commands.add_parser(
-        "list", help="one line per run: name, status, stage, start, duration, headline metrics, resolved config's hash")
+        "list", help="one line per run: name, status, stage, sweep, start, duration, headline metrics, resolved "
+                     "config's hash")
     listing.add_argument("store", nargs="?", metavar="STORE",
                          help="the store (default: $MLFLOW_TRACKING_URI, else mlruns here); a directory is read "
                               "through its local mirror, as `gravtrain ui` does")

@@ -2,15 +2,15 @@
 without TensorFlow: `gravtrain check --no-model` asks this alone, and model/ loads what it finds.
 
 ``pre-model-path`` is a ``.keras`` file (the config loader has already made a path relative to the config file
-one the working directory finds) or an MLflow model URI such as ``runs:/<run id>/model``, which the ``fetch`` callable the caller
-passes downloads (`PreModelFetch`; config/ reads no store).
+one the working directory finds) or an MLflow model URI such as ``runs:/<run id>/model``, which the ``fetch``
+callable the caller passes downloads (`PreModelFetch`; config/ reads no store).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 from gravtrain.config.errors import ConfigError, ConfigIssue
 
@@ -47,6 +47,6 @@ def pre_model_file(source: str, scratch: Path, fetch: PreModelFetch | None) -> t
     return path, path.parent.name if _RUN_ID.match(path.parent.name) else ""
 
 
-def pre_model_error(message: str):
+def pre_model_error(message: str) -> NoReturn:
     """Raise the `ConfigError` of a pre-model that cannot serve, on ``General.pre-model-path``."""
     raise ConfigError([ConfigIssue(path=PRE_MODEL_KEY, message=message)])
