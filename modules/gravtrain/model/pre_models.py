@@ -91,11 +91,12 @@ def load_pre_model(config: Config, data_features, *, expect_output: str | None =
         except ModelFileError as exc:
             pre_model_error(f"{exc} A pre-model is a model gravtrain trained (General.model: noise-filter).")
     if expect_output is not None and expect_output not in model.output:
-        pre_model_error(f"'{source}' is a gravtrain model but not a noise filter (it has no '{expect_output}' output; its "
-              f"outputs are {', '.join(sorted(model.output))}). Train one with General.model: noise-filter.")
+        pre_model_error(f"'{source}' is a gravtrain model but not a noise filter (it has no '{expect_output}' "
+                        f"output; its outputs are {', '.join(sorted(model.output))}). Train one with "
+                        "General.model: noise-filter.")
     saved, wanted = tuple(feature_names(model)), tuple(data_features)
     if saved != wanted:
-        pre_model_error(f"'{source}' was trained on the features {', '.join(saved)} but the data has {', '.join(wanted)}; "
-              "train the pre-model on data with the same features.")
+        pre_model_error(f"'{source}' was trained on the features {', '.join(saved)} but the data has "
+                        f"{', '.join(wanted)}; train the pre-model on data with the same features.")
     return PreModel(model=model, source=source, run_id=run_id, weights_sha256=weights_sha256(model))
 
