@@ -86,8 +86,8 @@ def fake_server(monkeypatch, clean_environment):
     (clean_environment / "mlruns").mkdir()  # the default store exists (a missing one is refused)
 
     def launch(server):
-        def popen(command, env, start_new_session):
-            started.update(command=command, env=env)
+        def popen(command, env, start_new_session, stdout=None, stderr=None):
+            started.update(command=command, env=env, stdout=stdout)
             return server
 
         monkeypatch.setattr(ui_module.subprocess, "Popen", popen)
@@ -252,22 +252,29 @@ def _kill_server_left_behind(log: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_signal_to_gravtrain_ui_leaves_no_server_behind(store, tmp_path):
+def test_a_signal_to_gravtrain_ui_leaves_no_server_behind(store, tmp_path, user_cache_directory):
     """``gravtrain ui`` killed politely (a batch system's SIGTERM; SIGHUP takes the same path, see the fake-server
-    test): the server goes with it and the port is free again."""
+    test): the server goes with it and the port is free again. Without ``-v`` it says a few lines of its own, the
+    server's go to a log file it names, and the signal gives one closing line."""
     number = signal.SIGTERM
     port = free_port()
     (tmp_path / "mlruns").mkdir()
     environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_FILE_STORE_ENV, TRACKING_URI_ENV)}
-    wrapper = subprocess.Popen([sys.executable, "-m", "gravtrain", "-v", "ui", "--port", str(port)], cwd=tmp_path,
+    wrapper = subprocess.Popen([sys.executable, "-m", "gravtrain", "ui", "--port", str(port)], cwd=tmp_path,
                                env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     watch = OutputWatch(wrapper)
     base = f"http://127.0.0.1:{port}"
+    server_log = user_cache_directory / "gravtrain" / "ui" / f"server-{port}.log"
     try:
         assert watch.wait_for("browse", timeout=60), watch.text[-3000:]
+        before = watch.text.splitlines()
+        assert len(before) <= 8, before
+        assert any(line.startswith(f"the MLflow server's own messages go to {server_log} ") for line in before)
         wrapper.send_signal(number)  # to gravtrain only, not to the server's own process group
         assert wrapper.wait(timeout=40) == 128 + number, watch.close()[-3000:]
+        assert watch.close().splitlines()[len(before):] == [f"stopping the MLflow UI (signal {number})"]
+        assert "Uvicorn running" in server_log.read_text() or "Started server process" in server_log.read_text()
         with pytest.raises(OSError):
             post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
         # Free again: nothing listens there (connections of the stopped server may linger in TIME_WAIT, which

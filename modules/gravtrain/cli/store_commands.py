@@ -11,12 +11,14 @@ from gravtrain.tracking.store import named_store
 
 def run_ui(args: argparse.Namespace) -> int:
     from gravtrain.stores import serve_ui
+    from gravtrain.stores.ui import default_server_log
 
     if args.store and args.store_option:
         log.error("name the store once: either STORE or --store.")
         return EXIT_USAGE
     return serve_ui(named_store(args.store or args.store_option), host=args.host, port=args.port,
-                    direct=args.direct, mirror_home=args.mirror, refresh_seconds=args.refresh)
+                    direct=args.direct, mirror_home=args.mirror, refresh_seconds=args.refresh,
+                    server_log=None if args.verbose else default_server_log(args.port))
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from gravtrain.tracking.store import file_store_environment, is_file_store, local_directory, store_uri
 
@@ -98,9 +99,17 @@ def runs_table_url(host: str, port: int, experiment_id: str) -> str:
             f"&viewStateShareKey={VIEW_SHARE_KEY}")
 
 
+def default_server_log(port: int) -> Path:
+    """Where `gravtrain ui` writes the output of its MLflow server by default (one file per port, rewritten at each
+    start): `gravtrain.stores.mirror.gravtrain_cache`'s ``ui/server-<port>.log``."""
+    from gravtrain.stores.mirror import gravtrain_cache
+
+    return gravtrain_cache() / "ui" / f"server-{port}.log"
+
+
 def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port: int = 5000,
              direct: bool = False, mirror_home: str | os.PathLike | None = None,
-             refresh_seconds: float = REFRESH_SECONDS) -> int:
+             refresh_seconds: float = REFRESH_SECONDS, server_log: str | os.PathLike | None = None) -> int:
     """Run the MLflow UI on a store until it stops or Ctrl-C is pressed.
 
     Args:
@@ -112,6 +121,8 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         direct: serve a directory store itself rather than its mirror.
         mirror_home: where the mirror lives (default: `gravtrain.stores.mirror.default_mirror_home`).
         refresh_seconds: seconds between two refreshes of the mirror.
+        server_log: a file for the MLflow server's own output (its start-up lines, its request log, MLflow's
+            warnings), named in one line; None leaves it on this process's terminal.
 
     Returns:
         The exit code: 0 after Ctrl-C, 128 + the signal after SIGTERM or SIGHUP, 1 when the server cannot
@@ -146,12 +157,23 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
     elif directory is not None:
         _warn_about_damage(directory)
     command = ui_command_line(uri, host=host, port=port)
+    log_file = None
     try:
-        process = subprocess.Popen(command, env=ui_environment(uri), start_new_session=os.name == "posix")
+        if server_log is not None:
+            Path(server_log).parent.mkdir(parents=True, exist_ok=True)
+            log_file = open(server_log, "w")
+        process = subprocess.Popen(command, env=ui_environment(uri), start_new_session=os.name == "posix",
+                                   stdout=log_file, stderr=subprocess.STDOUT if log_file else None)
     except OSError as exc:
         logger.error("cannot start the MLflow server (%s): %s", " ".join(command), exc)
         return 1
+    finally:
+        if log_file is not None:
+            log_file.close()  # the server holds a descriptor of its own
     logger.debug("mlflow server started as process %d: %s", process.pid, " ".join(command))
+    messages = f"its messages are in {server_log}" if server_log is not None else "its messages are above"
+    if server_log is not None:
+        logger.info("the MLflow server's own messages go to %s (`gravtrain -v ui` shows them here)", server_log)
     previous = _install_stop_handlers()
     started = time.monotonic()
     try:
@@ -165,8 +187,8 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
             logger.info("starting the MLflow server ...")
         if not _wait_until_serving(process, host, port):
             code = process.wait()
-            logger.error("the MLflow server stopped before serving %s (exit code %d); its messages are above.",
-                         ui_url(host, port), code)
+            logger.error("the MLflow server stopped before serving %s (exit code %d); %s.", ui_url(host, port),
+                         code, messages)
             return code or 1
         logger.info("MLflow UI for %s (ready in %.1f s%s): browse %s (Ctrl-C stops it)",
                     directory or uri, time.monotonic() - started,
@@ -192,7 +214,7 @@ def serve_ui(backend_store_uri: str = "mlruns", *, host: str = "127.0.0.1", port
         if process.poll() is None:  # any other exception: do not leave the server behind
             _stop_server(process)
     if code != 0:
-        logger.error("the MLflow server stopped with exit code %d; its messages are above.", code)
+        logger.error("the MLflow server stopped with exit code %d; %s.", code, messages)
     return code
 
 

@@ -45,12 +45,12 @@ from gravtrain.stores.mirror.refresher import BUSY_FACTOR, DEEP_CHECK_EVERY, Mir
 from gravtrain.stores.mirror.scan import MirrorError
 from gravtrain.stores.mirror.state import MIRROR_FORMAT
 from gravtrain.stores.mirror.store_mirror import (
-    MIRROR_WORKERS, RefreshReport, StoreMirror, default_mirror_home, mirrored_store_uri,
+    MIRROR_WORKERS, RefreshReport, StoreMirror, default_mirror_home, gravtrain_cache, mirrored_store_uri,
 )
 from gravtrain.stores.mirror.views import SHARED_VIEW_TAG_PREFIX, VIEW_SHARE_KEY, runs_table_view
 
 __all__ = [
     "ARTIFACTS", "BUSY_FACTOR", "DEEP_CHECK_EVERY", "MIRROR_FORMAT", "MIRROR_WORKERS", "MirrorError", "MirrorRefresher",
-    "RUN_FOLDERS", "RefreshReport", "SHARED_VIEW_TAG_PREFIX", "StoreMirror", "VIEW_SHARE_KEY", "default_mirror_home",
+    "RUN_FOLDERS", "RefreshReport", "SHARED_VIEW_TAG_PREFIX", "StoreMirror", "VIEW_SHARE_KEY", "default_mirror_home", "gravtrain_cache",
     "mirrored_store_uri", "runs_table_view",
 ]

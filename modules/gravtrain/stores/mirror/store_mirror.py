@@ -59,13 +59,17 @@ class RefreshReport:
                 + f", {self.files_read} file(s) read in {self.seconds:.1f} s")
 
 
+def gravtrain_cache() -> Path:
+    """gravtrain's folder in the user's cache directory (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gravtrain"
+
+
 def default_mirror_home(source: str | os.PathLike) -> Path:
-    """Where the mirror of ``source`` lives by default: the user's cache directory (``$XDG_CACHE_HOME``, else
-    ``~/.cache``), ``gravtrain/mirrors/<store folder name>-<hash of its absolute path>``."""
+    """Where the mirror of ``source`` lives by default: `gravtrain_cache`'s
+    ``mirrors/<store folder name>-<hash of its absolute path>``."""
     source = Path(os.path.abspath(Path(source).expanduser()))
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     digest = hashlib.sha256(str(source).encode()).hexdigest()[:12]
-    return cache / "gravtrain" / "mirrors" / f"{source.name or 'store'}-{digest}"
+    return gravtrain_cache() / "mirrors" / f"{source.name or 'store'}-{digest}"
 
 
 class StoreMirror:
