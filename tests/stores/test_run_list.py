@@ -76,6 +76,13 @@ def test_gravtrain_runs_list_prints_the_table_or_json_and_leaves_the_store_alone
     listed = json.loads(capsys.readouterr().out)
     assert [run["run_id"] for run in listed][1:] == [second, first]
     assert listed[2]["metrics"] == {"physics/efficiency": pytest.approx(0.7)} and listed[2]["duration_s"] >= 0
+    experiment = client_of(root).get_run(first).info.experiment_id
+    page = f"http://127.0.0.1:5123/#/experiments/{experiment}/runs/{first}?workflowType=machine_learning"
+    assert main(["runs", "list", str(root), "--direct", "--links", "5123"]) == 0  # each run's page in the UI
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].endswith("page in gravtrain ui") and table[3].endswith(page)
+    assert main(["runs", "list", str(root), "--direct", "--json", "--links"]) == 0
+    assert json.loads(capsys.readouterr().out)[2]["ui_page"] == page.replace("5123", "5000")
     assert snapshot(root) == before
 
 

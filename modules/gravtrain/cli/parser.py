@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the store (default: $MLFLOW_TRACKING_URI, else mlruns here); a directory is read "
                               "through its local mirror, as `gravtrain ui` does")
     listing.add_argument("--json", action="store_true", help="print the runs as JSON instead of a table")
+    listing.add_argument("--links", nargs="?", const=5000, type=int, metavar="PORT",
+                         help="add each run's page in a `gravtrain ui` on this machine (its --port, default 5000)")
     listing.add_argument("--mirror", metavar="DIR", help="where the store's local mirror lives")
     listing.add_argument("--direct", action="store_true", help="read a directory store itself, without the mirror")
     listing.set_defaults(run=run_list)

@@ -33,9 +33,15 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        sys.stdout.write(json.dumps([run.to_dict() for run in runs], indent=2, allow_nan=False) + "\n")
+        listed = [run.to_dict() for run in runs]
+        if args.links:
+            from gravtrain.stores.ui import run_url
+
+            for run, data in zip(runs, listed):
+                data["ui_page"] = run_url(run.experiment_id, run.run_id, port=args.links)
+        sys.stdout.write(json.dumps(listed, indent=2, allow_nan=False) + "\n")
     else:
-        sys.stdout.write(runs_table(runs) + "\n")
+        sys.stdout.write(runs_table(runs, links_port=args.links) + "\n")
     return EXIT_OK
 
 

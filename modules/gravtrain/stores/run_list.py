@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Mapping, Sequence
 
 from gravtrain.stores.tables import MISSING, aligned, number_cell
+from gravtrain.stores.ui import run_url
 from gravtrain.tracking.errors import TrackingError
 from gravtrain.tracking.headline_metrics import LIST_METRICS, METRIC_HEADINGS
 from gravtrain.tracking.provenance import CONFIG_FILE_HASH_TAG, RESOLVED_CONFIG_HASH_TAG
@@ -48,6 +49,7 @@ class RunSummary:
     metrics: Mapping[str, float] = field(default_factory=dict)  #: the latest value of each of `LIST_METRICS`
     config_sha256: str | None = None  #: the resolved config's hash
     sweep: str | None = None  #: a trial's sweep and number ("capacity #3"), a sweep's parent's name ("capacity")
+    experiment_id: str | None = None
     config_file_sha256: str | None = None  #: the config file's hash
 
     def duration_seconds(self, now_ms: int | None = None) -> float | None:
@@ -98,7 +100,7 @@ def list_runs(store: str, *, mirror_home=None, direct: bool = False) -> list[Run
                        metrics={key: run.data.metrics[key] for key in LIST_METRICS if key in run.data.metrics},
                        config_sha256=run.data.tags.get(RESOLVED_CONFIG_HASH_TAG),
                        config_file_sha256=run.data.tags.get(CONFIG_FILE_HASH_TAG),
-                       sweep=_sweep_of(run.data.tags)) for run in runs]
+                       sweep=_sweep_of(run.data.tags), experiment_id=run.info.experiment_id) for run in runs]
 
 
 def _sweep_of(tags: Mapping[str, str]) -> str | None:
@@ -110,21 +112,23 @@ def _sweep_of(tags: Mapping[str, str]) -> str | None:
     return tags[SWEEP_TAG] if tags.get(SWEEP_ROLE_TAG) == PARENT_ROLE else None
 
 
-def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None) -> str:
+def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None, links_port: int | None = None) -> str:
     """The runs as a fixed-width table (one line each, a heading line first), or a sentence when there are none.
-    Metric columns that no run has are left out."""
+    Metric columns that no run has are left out. ``links_port``: a last column with each run's page in a
+    `gravtrain ui` on that port of this machine (`gravtrain.stores.ui.run_url`)."""
     if not runs:
         return "no runs in this store."
     metrics = [key for key in LIST_METRICS if any(key in run.metrics for run in runs)]
     sweeps = any(run.sweep for run in runs)
     rows = [["name", "run", "status", "stage", *(["sweep"] if sweeps else []), "start", "duration",
-             *(METRIC_HEADINGS[m] for m in metrics), "config"]]
+             *(METRIC_HEADINGS[m] for m in metrics), "config", *(["page in gravtrain ui"] if links_port else [])]]
     for run in runs:
         rows.append([run.name or MISSING, run.run_id[:8], run.status, run.stage or MISSING,
                      *([run.sweep or MISSING] if sweeps else []), _start(run.start_ms),
                      _duration(run.duration_seconds(now_ms)),
                      *(number_cell(run.metrics.get(metric)) for metric in metrics),
-                     (run.config_sha256 or MISSING)[:SHORT_HASH_LENGTH]])
+                     (run.config_sha256 or MISSING)[:SHORT_HASH_LENGTH],
+                     *([run_url(run.experiment_id, run.run_id, port=links_port)] if links_port else [])])
     return "\n".join(aligned(rows))
 
 
