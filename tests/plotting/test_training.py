@@ -94,3 +94,21 @@ def test_the_training_figures_fit_their_labels_without_a_layout_pass(assert_fits
     stages = {"stage_boundaries": (0, 150), "stage_names": ("warm-up", "main")}
     assert_fits(loss_curves_figure({"objective": (STEPS, values), "loss/beta": (STEPS, values / 3)}, **stages))
     assert_fits(schedule_figure(STEPS, np.full(len(STEPS), 3e-4), **stages))
+
+
+def test_every_loss_term_looks_different_and_the_legend_sits_beside_the_curves(assert_fits):
+    """Thirteen terms (as a condensation run logs) with labels as long as a run's: no two share a colour and a
+    line style, and the legend lies right of the axes, inside the figure."""
+    from gravtrain.plotting.training import loss_curves_figure, term_style
+
+    names = [f"loss/term_{i}" for i in range(12)] + ["regularizer/gravnet_space_regularizer_0"]
+    figure = loss_curves_figure({name: (STEPS, np.full(len(STEPS), 1.0 + i)) for i, name in enumerate(names)})
+    [axes] = figure.axes
+    looks = [(line.get_color(), line.get_linestyle()) for line in axes.get_lines() if line.get_label() in names]
+    assert len(looks) == 13 and len(set(looks)) == 13
+    assert looks[2][0] == looks[12][0] and looks[2][1] != looks[12][1]  # the 10-colour cycle wraps: style differs
+    assert term_style(0) == ("tab:blue", "-") and term_style(10) == ("tab:blue", "--")
+    assert_fits(figure)
+    renderer = figure.canvas.get_renderer()
+    legend = axes.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= axes.get_window_extent(renderer).x1  # beside the curves, not over them

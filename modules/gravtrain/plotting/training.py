@@ -80,9 +80,7 @@ def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, s
     Returns:
         A ``matplotlib.figure.Figure`` with one axes.
     """
-    figure = Figure(figsize=figsize)
-    axes = figure.subplots(gridspec_kw=_one_axes_margins(figsize))
-    kept_values, kept_steps = [], []
+    lines = []  # (label, steps, values) of each term, its finite points only
     for name, (steps, values) in curves.items():
         steps, values = np.asarray(steps, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
         if len(steps) != len(values):
@@ -91,9 +89,16 @@ def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, s
         label = name if len(steps) else f"{name} (no values)"
         if (~finite).any():
             label += f" ({int((~finite).sum())} non-finite dropped)"
-        axes.plot(steps[finite], values[finite], linewidth=1.2, label=label)
-        kept_steps.append(steps[finite])
-        kept_values.append(values[finite])
+        lines.append((label, steps[finite], values[finite]))
+    # the legend beside the axes, never over the curves: its width from the longest label
+    legend = LEGEND_HANDLE_INCHES + LEGEND_CHARACTER_INCHES * max((len(label) for label, _, _ in lines), default=0)
+    figure = Figure(figsize=figsize)
+    axes = figure.subplots(gridspec_kw=margins(figsize, left=1.0, right=0.2 + (legend if lines else 0.0),
+                                               bottom=0.55, top=0.4))
+    for index, (label, steps, values) in enumerate(lines):
+        colour, style = term_style(index)
+        axes.plot(steps, values, linewidth=1.2, color=colour, linestyle=style, label=label)
+    kept_steps, kept_values = [steps for _, steps, _ in lines], [values for _, _, values in lines]
     all_values = np.concatenate(kept_values) if kept_values else np.zeros(0)
     all_steps = np.concatenate(kept_steps) if kept_steps else np.zeros(0)
     if log_y and (all_values > 0).all():
@@ -109,8 +114,24 @@ def loss_curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, s
     axes.set(xlabel="global step", ylabel="loss", title="loss terms")
     axes.grid(alpha=0.3, which="both")
     if curves:
-        axes.legend(loc="upper right", fontsize=8)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     return figure
+
+
+#: Colours (matplotlib's 10-colour ``tab10`` cycle) and line styles of the loss terms: the n-th term gets colour
+#: n mod 10 and the style of its round of 10, so no two of up to 40 terms look alike.
+TERM_COLOURS = tuple(f"tab:{name}" for name in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray",
+                                                 "olive", "cyan"))
+TERM_LINE_STYLES = ("-", "--", ":", "-.")
+#: Width of the legend's line sample and padding, and of one character of its 8-point labels, in inches.
+LEGEND_HANDLE_INCHES = 0.75
+LEGEND_CHARACTER_INCHES = 0.07
+
+
+def term_style(index: int) -> tuple[str, str]:
+    """The colour and line style of the ``index``-th loss term (`TERM_COLOURS`, `TERM_LINE_STYLES`)."""
+    return (TERM_COLOURS[index % len(TERM_COLOURS)],
+            TERM_LINE_STYLES[(index // len(TERM_COLOURS)) % len(TERM_LINE_STYLES)])
 
 
 def schedule_figure(steps: np.ndarray, learning_rate: np.ndarray, *, stage_boundaries: Sequence[float] = (),
