@@ -119,3 +119,15 @@ def test_pid_confusion_edge_cases(save_png):
     save_png(pid_confusion_figure(np.zeros((0, 0)), []), "no_classes.png")
     with pytest.raises(ValueError, match="class names"):
         pid_confusion_figure(np.ones((2, 2)), ["a", "b", "c"])
+
+
+def test_the_energy_axis_spans_the_bins_that_hold_objects():
+    """Bins to 200 GeV, as configured, for a toy whose showers stop near 30 GeV: the axis ends with the last bin
+    that holds one (50 GeV), not at 200; with no object at all it spans every bin."""
+    edges = np.array([1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0])
+    counts = np.array([0.0, 12.0, 30.0, 25.0, 9.0, 0.0, 0.0])
+    values = np.full(7, 0.9)
+    figure = efficiency_response_figure(edges, counts, values, values, values)
+    assert figure.axes[2].get_xlim() == pytest.approx((2.0, 50.0))
+    empty = efficiency_response_figure(edges, np.zeros(7), values, values, values)
+    assert empty.axes[2].get_xlim() == pytest.approx((1.0, 200.0))

@@ -76,9 +76,10 @@ def efficiency_response_figure(energy_bins: np.ndarray, bin_counts: np.ndarray, 
     resolution_axes.set_ylim(bottom=0.0)
     resolution_axes.set_xscale("log")
     positive = (low > 0) & (high > low) & np.isfinite(low) & np.isfinite(high)
-    # Explicit limits: an axis left to autoscale over no positive data cannot be log-scaled.
-    resolution_axes.set_xlim(*((low[positive].min(), high[positive].max()) if positive.any()
-                               else EMPTY_ENERGY_RANGE_GEV))
+    # The energy axis spans the bins that hold objects (a toy's 30 GeV, not the configured bins' 200), else every
+    # bin; explicit limits, since an axis left to autoscale over no positive data cannot be log-scaled.
+    shown = drawable if drawable.any() else positive
+    resolution_axes.set_xlim(*((low[shown].min(), high[shown].max()) if shown.any() else EMPTY_ENERGY_RANGE_GEV))
     for axes in (efficiency_axes, response_axes, resolution_axes):
         axes.grid(alpha=0.3, which="both")
     if title:
