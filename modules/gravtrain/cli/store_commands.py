@@ -33,12 +33,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        listed = [run.to_dict() for run in runs]
-        if args.links:
-            from gravtrain.stores.ui import run_url
-
-            for run, data in zip(runs, listed):
-                data["ui_page"] = run_url(run.experiment_id, run.run_id, port=args.links)
+        listed = [run.to_dict(links_port=args.links) for run in runs]
         sys.stdout.write(json.dumps(listed, indent=2, allow_nan=False) + "\n")
     else:
         sys.stdout.write(runs_table(runs, links_port=args.links) + "\n")

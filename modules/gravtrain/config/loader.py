@@ -12,7 +12,7 @@ import yaml
 from gravtrain.config.errors import ConfigError, ConfigIssue, Origin
 from gravtrain.config.fields import section_keys
 from gravtrain.config.schema import Config, Stage
-from gravtrain.config.validate import Validated, dotted, validate_section
+from gravtrain.config.validate import Validated, dotted, key_path, validate_section
 from gravtrain.config.yaml_reader import MAX_YAML_CHARACTERS, LoadedYaml, Path, read_yaml_text
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ def validate_config_data(loaded: LoadedYaml, filename: str, issues: Iterable[Con
     if explicit and validated.defaulted:
         raise explicit_mode_error(validated, filename)
     if not quiet:
-        for key_path, stem in validated.file_stem_defaults:
-            logger.info("%s is not set: it defaults to '%s', the name of %s.", dotted(key_path), stem, filename)
+        for path, stem in validated.file_stem_defaults:
+            logger.info("%s is not set: it defaults to '%s', the name of %s.", dotted(path), stem, filename)
     return validated
 
 
@@ -190,7 +190,7 @@ def apply_overrides(loaded: LoadedYaml, overrides: Iterable[str]) -> list[Config
             issues.append(ConfigIssue("", "an override must look like Section.key=value "
                                           "(e.g. Training.0.learning_rate=1e-4).", origin.file))
             continue
-        path: Path = tuple(int(p) if p.lstrip("-").isdigit() else p for p in path_text.split("."))
+        path: Path = key_path(path_text)
         if any(p == "" for p in path):
             issues.append(ConfigIssue(path_text, "empty part in the key path; separate keys with single dots.",
                                       origin.file))

@@ -68,8 +68,7 @@ class Validated:
         def place(issue: ConfigIssue) -> ConfigIssue:
             if issue.file is not None or not issue.path:
                 return issue
-            key_path = tuple(int(part) if part.isdigit() else part for part in issue.path.split("."))
-            origin = nearest_origin(self.origins, key_path)
+            origin = nearest_origin(self.origins, key_path(issue.path))
             return issue if origin is None else dataclasses.replace(issue, file=origin.file, line=origin.line)
 
         return ConfigError([place(issue) for issue in error.errors], hint=error.hint, subject=error.subject)
@@ -106,6 +105,12 @@ def _and_list(names: list[str]) -> str:
 
 def dotted(path: Path) -> str:
     return ".".join(str(p) for p in path)
+
+
+def key_path(text: str) -> Path:
+    """The key path a dotted text names, the inverse of `dotted`: ``Training.0.epochs`` -> ("Training", 0,
+    "epochs"); a part that is an integer (negative too) is a list index."""
+    return tuple(int(part) if part.lstrip("-").isdigit() else part for part in text.split("."))
 
 
 def describe(value: Any) -> str:

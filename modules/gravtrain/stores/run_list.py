@@ -59,10 +59,17 @@ class RunSummary:
         end = self.end_ms if self.end_ms else (now_ms if now_ms is not None else int(time.time() * 1000))
         return max(0.0, (end - self.start_ms) / 1000.0)
 
-    def to_dict(self) -> dict:
+    def ui_page(self, port: int = 5000) -> str:
+        """The run's page in a `gravtrain ui` on ``port`` of this machine (`gravtrain.stores.ui.run_url`)."""
+        return run_url(self.experiment_id, self.run_id, port=port)
+
+    def to_dict(self, links_port: int | None = None) -> dict:
+        """Plain data for JSON; with ``links_port``, ``ui_page`` too (`ui_page`)."""
         data = asdict(self)
         data["metrics"] = {key: value for key, value in self.metrics.items() if math.isfinite(value)}
         data["duration_s"] = self.duration_seconds()
+        if links_port:
+            data["ui_page"] = self.ui_page(links_port)
         return data
 
 
@@ -115,7 +122,7 @@ def _sweep_of(tags: Mapping[str, str]) -> str | None:
 def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None, links_port: int | None = None) -> str:
     """The runs as a fixed-width table (one line each, a heading line first), or a sentence when there are none.
     Metric columns that no run has are left out. ``links_port``: a last column with each run's page in a
-    `gravtrain ui` on that port of this machine (`gravtrain.stores.ui.run_url`)."""
+    `gravtrain ui` on that port of this machine (`RunSummary.ui_page`)."""
     if not runs:
         return "no runs in this store."
     metrics = [key for key in LIST_METRICS if any(key in run.metrics for run in runs)]
@@ -128,7 +135,7 @@ def runs_table(runs: Sequence[RunSummary], *, now_ms: int | None = None, links_p
                      _duration(run.duration_seconds(now_ms)),
                      *(number_cell(run.metrics.get(metric)) for metric in metrics),
                      (run.config_sha256 or MISSING)[:SHORT_HASH_LENGTH],
-                     *([run_url(run.experiment_id, run.run_id, port=links_port)] if links_port else [])])
+                     *([run.ui_page(links_port)] if links_port else [])])
     return "\n".join(aligned(rows))
 
 
