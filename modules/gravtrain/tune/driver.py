@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 from gravtrain.config import ConfigError, ConfigIssue
 from gravtrain.config.validate import did_you_mean
 from gravtrain.tracking.run_tags import PARENT_ROLE, SWEEP_ROLE_TAG, SWEEP_TAG
+from gravtrain.tune import worker_output
 from gravtrain.tune.plan import SweepPlan, plan_sweep
 from gravtrain.tune.study import (
     FINGERPRINT,
@@ -300,8 +301,9 @@ def _train_tracked(config, **options):
 
 def _run_worker_processes(sweep_file, overrides, outcome: TuneOutcome, workers: int, devices: Sequence[str]) -> None:
     """``workers`` processes of `gravtrain.tune.worker`, each taking trials until none is left; Ctrl-C stops
-    them (each marks its trial failed; ``--resume`` runs it again)."""
-    processes = []
+    them (each marks its trial failed; ``--resume`` runs it again). Their output reaches this process's stderr
+    with a ``[worker N]`` prefix on every line (`gravtrain.tune.worker_output`)."""
+    processes, relays = [], []
     for index in range(workers):
         command = [sys.executable, "-m", "gravtrain.tune.worker", str(sweep_file), "--storage", outcome.storage,
                    "--worker", str(index)]
@@ -312,7 +314,8 @@ def _run_worker_processes(sweep_file, overrides, outcome: TuneOutcome, workers: 
         env = dict(os.environ)
         if devices:
             env["CUDA_VISIBLE_DEVICES"] = str(devices[index % len(devices)])
-        processes.append(subprocess.Popen(command, env=env))
+        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        relays.append(worker_output.relay(processes[-1].stdout, index, sys.stderr.buffer))
     logger.info("%d worker processes started (pids %s)", workers, ", ".join(str(p.pid) for p in processes))
     try:
         codes = [process.wait() for process in processes]
@@ -323,6 +326,9 @@ def _run_worker_processes(sweep_file, overrides, outcome: TuneOutcome, workers: 
         for process in processes:
             process.wait()
         raise
+    finally:
+        for thread in relays:
+            thread.join(timeout=10)
     failed = [(i, code) for i, code in enumerate(codes) if code != 0]
     for index, code in failed:
         logger.error("worker %d stopped with exit code %d; its running trial is re-queued by `--resume`",

@@ -41,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet_tensorflow.install(args.verbose)
     _exit_with_parent(os.getppid())
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"[worker {args.worker}] %(message)s"))
+    handler = logging.StreamHandler(sys.stderr)  # the driver prefixes every line (gravtrain.tune.worker_output)
+    handler.setFormatter(logging.Formatter("%(message)s"))
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
