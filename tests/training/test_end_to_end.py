@@ -22,9 +22,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One training run of TINY in a temporary directory, in this process (through ``gravtrain.train``)."""
+    """One training run of TINY in a temporary directory, in this process (through ``gravtrain.train``), its
+    second stage recomputing the GravNet iterations in the backward pass."""
     directory = tmp_path_factory.mktemp("run")
-    config = write_config(directory)
+    config = write_config(directory, **{"Training.1.recompute": True})
     return directory, config, train_in(directory, config)
 
 

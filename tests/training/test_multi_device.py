@@ -1,7 +1,8 @@
 """Training on several devices (``General.devices``), checked on two logical CPU devices.
 
-Each check runs ``tests/training/multi_device_checks.py`` in a process of its own (the devices must exist before
-TensorFlow starts) and reads its JSON line."""
+The checks run in one process of their own (``tests/training/multi_device_checks.py``: the devices must exist
+before TensorFlow starts), which prints one JSON line of results. One process for all three, as one test, so
+TensorFlow and its two devices start once (a process costs 10 to 20 s of the suite before its first check)."""
 
 from __future__ import annotations
 
@@ -18,20 +19,27 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def run_check(name: str, directory: Path) -> dict:
+def run_checks(directory: Path) -> dict:
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "modules"), str(REPO)]))
-    completed = subprocess.run([sys.executable, "-m", "tests.training.multi_device_checks", name, str(directory)],
-                               capture_output=True, text=True, timeout=600, cwd=REPO, env=environment)
+    completed = subprocess.run([sys.executable, "-m", "tests.training.multi_device_checks", str(directory)],
+                               capture_output=True, text=True, timeout=900, cwd=REPO, env=environment)
     assert completed.returncode == 0, completed.stderr[-4000:]
     line = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
 
 
-def test_a_step_on_two_devices_is_the_mean_of_the_single_device_steps(tmp_path):
+def test_two_devices_step_as_the_mean_of_one_for_every_family_and_train_end_to_end(tmp_path):
+    results = run_checks(tmp_path)
+    assert set(results) == {"oracle", "families", "end_to_end"}
+    a_step_on_two_devices_is_the_mean_of_the_single_device_steps(results["oracle"])
+    the_other_model_families_step_on_two_devices_as_on_one(results["families"])
+    training_on_two_devices_end_to_end(results["end_to_end"])
+
+
+def a_step_on_two_devices_is_the_mean_of_the_single_device_steps(result: dict) -> None:
     # With SGD, two devices, each with its batch, must give exactly the mean of two single-device steps from the
     # same weights and state: weights, batch-norm statistics, regularisers' records, the objective; with and
     # without recomputation, dropout and kernel regularisers on. Every device's copy agrees, one trace each.
-    result = run_check("oracle", tmp_path)
     assert result.pop("traces") == {"False": 1, "True": 2}
     # Then a non-finite value on one device: no copy applies the step, and the state is restored on every device
     # (with the step already traced: one check process less).
@@ -45,8 +53,7 @@ def test_a_step_on_two_devices_is_the_mean_of_the_single_device_steps(tmp_path):
         assert found["agree"], step
 
 
-def test_the_other_model_families_step_on_two_devices_as_on_one(tmp_path):
-    result = run_check("families", tmp_path)
+def the_other_model_families_step_on_two_devices_as_on_one(result: dict) -> None:
     assert set(result) == {"noise filter", "pre-pooling", "behind a noise filter"}
     for family, found in result.items():
         assert found["traces"] == {"False": 1}, family
@@ -57,8 +64,7 @@ def test_the_other_model_families_step_on_two_devices_as_on_one(tmp_path):
         assert step["hits"][0] == step["hits"][1], family
 
 
-def test_training_on_two_devices_end_to_end(tmp_path):
-    result = run_check("end_to_end", tmp_path)
+def training_on_two_devices_end_to_end(result: dict) -> None:
     assert result["status"] == "FINISHED" and result["devices_param"] == "2"
     assert result["stage_end_reasons"] == ["epochs", "epochs"] and result["epochs"] == [1, 2, 3]
     assert result["agree"] and result["restored_agree"]
