@@ -131,10 +131,14 @@ def test_artifacts_and_the_model_round_trip(trained):
     assert {"config/tiny.yaml", "config/resolved.yaml", "plots/loss_terms.png", "plots/schedule.png",
             "plots/space_cluster.png", "evaluation/efficiency_response.png", "model_info/summary.txt",
             "model/MLmodel"} <= names
+    # tagged as MLflow's own log_model tags a run, so the UI lists it under the run's "Logged models"
+    [logged] = json.loads(client.get_run(result.run_id).data.tags["mlflow.log-model.history"])
+    assert (logged["run_id"], logged["artifact_path"]) == (result.run_id, "model") and "keras" in logged["flavors"]
     original = client.download_artifacts(result.run_id, "config/tiny.yaml", str(directory / "download"))
     assert Path(original).read_bytes() == config.read_bytes()
     mlmodel = yaml.safe_load(Path(client.download_artifacts(result.run_id, "model/MLmodel",
                                                              str(directory / "download"))).read_text())
+    assert (mlmodel["run_id"], mlmodel["artifact_path"]) == (result.run_id, "model")
     inputs = {spec["name"]: spec for spec in json.loads(mlmodel["signature"]["inputs"])}
     assert inputs["features"]["tensor-spec"]["shape"] == [-1, 10] and inputs["row_splits"]["tensor-spec"]["shape"] == [-1]
 

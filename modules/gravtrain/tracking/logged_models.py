@@ -8,6 +8,7 @@ The rest of gravtrain reaches MLflow's model functions only through this module:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -57,14 +58,25 @@ def model_requirements() -> list[str]:
 
 def log_keras_model(tracker: Tracker, model, artifact_path: str = MODEL_ARTIFACT) -> None:
     """Log ``model`` on ``tracker``'s run as an MLflow Keras-flavour model under ``artifact_path`` (with its
-    signature and requirements), so ``mlflow.keras.load_model("runs:/<run id>/model")`` loads it."""
+    signature and requirements), so ``mlflow.keras.load_model("runs:/<run id>/model")`` loads it.
+
+    The run is tagged as MLflow's ``Model.log`` tags it (``mlflow.log-model.history``: the run ID, the path, the
+    flavours), so the UI lists the model under the run's "Logged models" and shows the folder as a model. The
+    model is written through the tracker, like every artifact, rather than by ``mlflow.keras.log_model``: its
+    retries and disk-full handling then cover it too."""
     import mlflow.keras
+    from mlflow.models import Model
+    from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
 
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(scratch) / artifact_path
         mlflow.keras.save_model(model, str(local), pip_requirements=model_requirements(),
                                 signature=model_signature(model))
+        description = Model.load(str(local))
+        description.run_id, description.artifact_path = tracker.run_id, artifact_path
+        description.save(str(local / "MLmodel"))
         tracker.log_artifacts(local, artifact_path)
+    tracker.set_tags({MLFLOW_LOGGED_MODELS: json.dumps([description.get_tags_dict()])})
 
 
 def download_model_file(uri: str, scratch: Path, *, tracking_uri: str) -> tuple[Path, str]:
