@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from matplotlib.figure import Figure
 
 from gravtrain.config.schema import Evaluation
 from gravtrain.data import PID_NAMES, DataError, FeatureStats, simulate_events
-from gravtrain.evaluation import PHYSICS_METRIC_NAMES, busiest_event, evaluate_model, predict_events, save_result
+from gravtrain.evaluation import (
+    PHYSICS_METRIC_NAMES, busiest_event, evaluate_model, predict_events, save_result, shown_event,
+)
 from gravtrain.layers import HEAD_NAMES
 from gravtrain.model import build_model
 from tests.model.conftest import SMALL, small_config
@@ -57,7 +60,10 @@ def test_evaluate_model_gives_metrics_and_figures(model, events, tmp_path):
     assert 0.0 <= m.efficiency <= 1.0 or np.isnan(m.efficiency)
     assert {"efficiency_response", "energy_scatter", "event_display", "cluster_space"} <= set(result.figures)
     assert all(isinstance(figure, Figure) for figure in result.figures.values())
-    assert result.display_event == busiest_event(events)
+    # the events' counts add up, and the display shows the event the model matched most objects in
+    assert len(m.truth_per_event) == len(m.matched_per_event) == events.n_events
+    assert m.truth_per_event.sum() == m.n_truth and m.matched_per_event.sum() == m.n_matched
+    assert result.display_event == shown_event(m, events)
     assert "efficiency" in result.summary()
     # the efficiency of each species with an object above the threshold, under its PID name
     above = events.truth["t_energy"][:, 0] > m.energy_threshold
@@ -70,6 +76,19 @@ def test_evaluate_model_gives_metrics_and_figures(model, events, tmp_path):
     assert saved["scalars"]["n_events"] == events.n_events
     assert len(saved["bin_counts"]) == len(saved["energy_bins"]) - 1
     assert all(path.exists() and path.stat().st_size > 0 for path in paths)
+
+
+def test_the_display_shows_the_event_with_the_most_matches_then_the_most_objects(model, events):
+    metrics = evaluate_model(model, events, Evaluation(), figures=False).metrics
+    counts = lambda *values: np.array(values, np.int64)  # noqa: E731
+    # the busiest event (0) has no match: the display shows the one with the most, of equals the busier one
+    chosen = replace(metrics, truth_per_event=counts(5, 2, 3, 1, 1, 1), matched_per_event=counts(0, 2, 2, 0, 0, 0))
+    assert shown_event(chosen, events) == 2
+    # nothing matched anywhere: the first of the busiest events
+    unmatched = replace(metrics, truth_per_event=counts(1, 4, 4, 2, 0, 1), matched_per_event=counts(0, 0, 0, 0, 0, 0))
+    assert shown_event(unmatched, events) == 1
+    # metrics without the events' numbering: the busiest of the store's events, as during training
+    assert shown_event(replace(metrics, matched_per_event=None), events) == busiest_event(events)
 
 
 def test_a_display_event_out_of_range_is_a_data_error(model, events):

@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, metavar="MODEL.keras", help="the saved model to evaluate")
     evaluate.add_argument("--split", choices=("val", "train"), default="val", help="which events (default: val)")
     evaluate.add_argument("--out", metavar="DIR", help="write metrics.json and the figures (PNG) into DIR")
-    evaluate.add_argument("--event", type=int, metavar="I", help="the event to draw (default: a busy one)")
+    evaluate.add_argument("--event", type=int, metavar="I",
+                          help="the event to draw (default: the one with the most matched objects)")
     evaluate.set_defaults(run=run_evaluate)
 
     simulate = commands.add_parser("simulate", help="write toy-calorimeter events as shards")

@@ -16,8 +16,9 @@ from gravtrain.evaluation.runner import (
     predict_events,
     save_result,
     score_predictions,
+    shown_event,
 )
 
 __all__ = ["FILTER_METRIC_NAMES", "PHYSICS_METRIC_NAMES", "EvaluationResult", "batch_predictions", "busiest_event",
            "concatenate_predictions", "evaluate", "evaluate_model", "predict_events", "save_result",
-           "score_predictions"]
+           "score_predictions", "shown_event"]

@@ -199,8 +199,8 @@ def evaluate_model(model: keras.Model, store: EventStore, options: Evaluation, *
         store: the events, with truth.
         options: the config's ``Evaluation`` section (β and distance thresholds of the clustering, IoU threshold).
         hit_budget: hits per prediction batch (raised to the largest event).
-        display_event: the event drawn in the event display; by default the first one with the most objects
-            among the first 20.
+        display_event: the event drawn in the event display; by default the one with the most matched truth
+            objects (:func:`shown_event`).
         energy_bins: true-energy bin edges (GeV) of the binned metrics; ten log bins from 1 to 200 by default.
         figures: draw the figures (False for metrics only).
     """
@@ -234,7 +234,7 @@ def score_predictions(predictions: dict, store: EventStore, options: Evaluation,
     )
     result = EvaluationResult(metrics=metrics, n_events=store.n_events, n_hits=store.n_hits)
     if figures and store.n_events:
-        result.display_event = busiest_event(store) if display_event is None else int(display_event)
+        result.display_event = shown_event(metrics, store) if display_event is None else int(display_event)
         result.figures = _figures(store, predictions, metrics, options, result.display_event)
     return result
 
@@ -255,6 +255,16 @@ def _evaluate_noise_filter(score: np.ndarray, store: EventStore, threshold: floa
             "shower_energy_kept": shower_energy_kept_figure(metrics.shower_fractions, threshold=threshold),
         }
     return result
+
+
+def shown_event(metrics: ShowerMetrics, store: EventStore) -> int:
+    """The event the event display draws by default: the one with the most matched truth objects, then the most
+    truth objects, the first of equals; so an event with matches whenever the model matched any. Without the
+    metrics' per-event counts, :func:`busiest_event`."""
+    matched, truth = metrics.matched_per_event, metrics.truth_per_event
+    if matched is None or truth is None or len(matched) != store.n_events or not len(matched):
+        return busiest_event(store)
+    return int(np.lexsort((np.arange(len(matched)), -truth, -matched))[0])
 
 
 def busiest_event(store: EventStore, look_at: int = 20) -> int:

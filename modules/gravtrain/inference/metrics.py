@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -75,6 +75,8 @@ class ShowerMetrics:
             predicted class probabilities at the shower's condensation point; None without a PID prediction.
         class_names: the names of the truth classes, index = class; empty without truth classes.
         class_counts_above, class_matched_above: (C,) K'_c and M'_c of each truth class (module docstring).
+        truth_per_event, matched_per_event: (E,) the truth objects and the matched ones of each event, over all
+            energies (they sum to K and M); None where the metrics were computed without the events' numbering.
     """
 
     n_events: int
@@ -105,6 +107,8 @@ class ShowerMetrics:
     class_names: tuple[str, ...] = ()
     class_counts_above: np.ndarray | None = None
     class_matched_above: np.ndarray | None = None
+    truth_per_event: np.ndarray | None = None
+    matched_per_event: np.ndarray | None = None
 
     @property
     def efficiency_minus_fake_rate(self) -> float:
@@ -309,11 +313,15 @@ def evaluate_predictions(predictions: dict, truth: dict, hit_energy, row_splits,
         n_classes = max(pid.shape[1] if pid.ndim == 2 else 1,
                         np.shape(truth["t_pid"])[1] if np.ndim(truth["t_pid"]) == 2 else 1,
                         int(object_class.max(initial=-1)) + 1)
+    n_events = len(np.asarray(row_splits).reshape(-1)) - 1
     metrics = compute_shower_metrics(object_energy, predicted_energy, matches.matched_objects,
-                                     matches.matched_showers, n_events=len(np.asarray(row_splits).reshape(-1)) - 1,
+                                     matches.matched_showers, n_events=n_events,
                                      energy_bins=energy_bins, object_class=object_class,
                                      shower_class=shower_class, n_classes=n_classes,
                                      energy_threshold=energy_threshold, class_names=class_names)
+    object_event = matches.truth.object_event
+    metrics = replace(metrics, truth_per_event=np.bincount(object_event, minlength=n_events),
+                      matched_per_event=np.bincount(object_event[matches.matched_objects], minlength=n_events))
     logger.info("evaluated %d events: above %g GeV efficiency %.3f, fake rate %.3f, response %.3f, resolution "
                 "%.3f", metrics.n_events, metrics.energy_threshold, metrics.efficiency, metrics.fake_rate,
                 metrics.response, metrics.resolution)
