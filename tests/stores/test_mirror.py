@@ -265,6 +265,23 @@ def test_the_runs_table_view_shows_the_stage_and_the_headline_metrics_newest_fir
                     "orderByKey": "attributes.start_time", "orderByAsc": False}
 
 
+def test_the_chart_view_opens_on_the_physics_with_a_chart_of_each_headline_metric_first():
+    sections = ["data", "epoch", "loss", "Model metrics", "physics", "val", "val/loss", "zeta", "System metrics"]
+    view = json.loads(runs_table_view(["physics/efficiency", "val/objective"], sections))
+    names = [section["name"] for section in view["compareRunSections"]]
+    # physics first, what training minimises next, the data bookkeeping last; a section gravtrain does not know
+    # after those it knows, MLflow's system metrics at the very end; kept so by the UI (not sorted again)
+    assert names == ["physics", "val", "val/loss", "Model metrics", "loss", "epoch", "data", "zeta",
+                     "System metrics"]
+    assert view["isAccordionReordered"] is True
+    section_of = {section["uuid"]: section["name"] for section in view["compareRunSections"]}
+    assert [(chart["metricKey"], chart["type"], section_of[chart["metricSectionId"]])
+            for chart in view["compareRunCharts"]] == [("physics/efficiency", "LINE", "physics"),
+                                                        ("val/objective", "LINE", "val")]
+    assert view["selectedColumns"] == json.loads(runs_table_view(["physics/efficiency", "val/objective"]))[
+        "selectedColumns"]
+
+
 def test_two_processes_refreshing_one_mirror_keep_each_other_current(cluster_store, tmp_path):
     source, runs = cluster_store
     home = tmp_path / "home"

@@ -1,5 +1,6 @@
 """`gravtrain ui` in a real browser (headless Chromium through Playwright): the link a training ends with opens
-the run in the model-training view, and the run page lists the model the run logged.
+the run in the model-training view, the run page lists the model the run logged, and the experiment's chart view
+opens on the physics.
 
 Skipped where Playwright or Chromium is missing; CI installs neither. To run it: ``pip install playwright`` and
 a Chromium (Debian's ``chromium`` package, or ``playwright install chromium``)."""
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 
-from gravtrain.stores.ui import run_url
+from gravtrain.stores.ui import run_url, runs_table_url
 from tests.stores.output_watch import OutputWatch
 from tests.training.tiny_runs import REPO, TINY, free_port, train_in, write_config
 
@@ -61,6 +62,14 @@ def test_the_link_a_training_ends_with_opens_the_run_and_lists_its_model(tmp_pat
             # (MLflow's own address of the run, without the view in it, opens the GenAI view instead)
             page.goto(link.split("?")[0])
             page.get_by_text("Judges", exact=True).wait_for(timeout=60_000)
+
+            # the experiment's chart view (the runs table's address, in chart mode) opens on the physics
+            page.goto(runs_table_url("127.0.0.1", port, result.experiment_id) + "&compareRunsMode=CHART")
+            page.get_by_text("Add section").wait_for(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "chart_view.png"))
+            text = page.inner_text("body")
+            order = [text.find(f"\n{name}\n") for name in ("physics", "val", "loss", "data")]
+            assert -1 not in order and order == sorted(order), order
             browser.close()
     finally:
         ui.send_signal(signal.SIGTERM)

@@ -77,12 +77,16 @@ def test_metrics_steps_and_the_learning_rate_switch(trained):
 
 def test_a_run_logs_every_headline_metric_of_its_kind(trained):
     """The names `runs list`, `runs compare` and the UI show first are the names a run really logs."""
-    from gravtrain.tracking.headline_metrics import COMPARE_FIRST, NOISE_FILTER_HEADLINE, SHOWER_HEADLINE
+    from gravtrain.tracking.headline_metrics import (
+        CHART_SECTIONS, COMPARE_FIRST, NOISE_FILTER_HEADLINE, SHOWER_HEADLINE, chart_section,
+    )
 
     directory, _, result = trained
     logged = set(client_for(directory).get_run(result.run_id).data.metrics)
     assert set(SHOWER_HEADLINE + COMPARE_FIRST) <= logged, sorted(set(SHOWER_HEADLINE + COMPARE_FIRST) - logged)
     assert not set(NOISE_FILTER_HEADLINE) & logged  # a condensation model has no noise filter's headline
+    # every chart section the run's metrics fall in has its place in the UI's chart view
+    assert {chart_section(name) for name in logged} <= set(CHART_SECTIONS)
     # the end-of-training line (`gravtrain train`) comes from the result, with the logged figures
     assert result.headline == (f"above 10 GeV efficiency {result.metrics['physics/efficiency']:.3f}, fake rate "
                                f"{result.metrics['physics/fake_rate']:.3f}, response "

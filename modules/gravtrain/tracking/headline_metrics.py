@@ -6,6 +6,9 @@ and a tiny run), so a metric renamed at its source and not here, or here and not
                                                                Evaluation.energy_threshold
     physics/signal_efficiency, physics/noise_rejection         a noise filter's, at its threshold
     val/objective, val/loss/total                              what training minimises, on the validation events
+
+The UI's chart view groups a run's metrics in sections, one per name prefix (``physics/efficiency`` is in
+``physics``; a name without ``/`` in MLflow's "Model metrics"). `CHART_SECTIONS` orders them, physics first.
 """
 
 from __future__ import annotations
@@ -29,3 +32,19 @@ COMPARE_FIRST = SHOWER_HEADLINE + (OBJECTIVE, TOTAL_LOSS)
 
 #: Every headline name.
 HEADLINE_NAMES = tuple(dict.fromkeys(LIST_METRICS + COMPARE_FIRST))
+
+#: MLflow's own chart sections: the metrics named without a "/", and its system metrics (``system/...``).
+MODEL_METRICS_SECTION = "Model metrics"
+SYSTEM_METRICS_SECTION = "System metrics"
+#: The order of the chart sections in the UI's chart view of a gravtrain experiment: the physics first, then what
+#: training minimises, the steps' own metrics, the epoch averages, the regularisers and the data bookkeeping.
+#: MLflow would sort them alphabetically (``data`` first); a test pins that every section a run logs is here.
+CHART_SECTIONS = ("physics", "val", "val/loss", MODEL_METRICS_SECTION, "loss", "epoch", "epoch/loss", "regularizer",
+                  "val/regularizer", "epoch/regularizer", "data", SYSTEM_METRICS_SECTION)
+
+
+def chart_section(metric: str) -> str:
+    """The chart section of a metric, as MLflow's UI groups it: its name up to the last "/"."""
+    if metric.startswith("system/"):
+        return SYSTEM_METRICS_SECTION
+    return metric.rsplit("/", 1)[0] if "/" in metric else MODEL_METRICS_SECTION

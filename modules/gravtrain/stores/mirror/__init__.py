@@ -16,9 +16,9 @@ they are and are read from the source when the UI asks for them. It differs from
 - **Experiment tags for the UI.** An experiment holding gravtrain runs (a ``gravtrain.*`` tag) gets, in the
   mirror, ``mlflow.experimentKind: custom_model_development`` (MLflow 3's UI then opens it on the runs table
   rather than as a GenAI project; `gravtrain.tracking.run.EXPERIMENT_KIND_TAGS`) and a runs-table view,
-  ``mlflow.sharedViewState.gravtrain``, whose columns are the stage and the headline metrics its runs have
-  (`views.runs_table_view`), opened by an address ending in ``?viewStateShareKey=gravtrain``. A tag the source
-  experiment has itself is kept as it is.
+  ``mlflow.sharedViewState.gravtrain``, whose columns are the stage and the headline metrics its runs have,
+  and whose chart view opens on the physics (`views.runs_table_view`), opened by an address ending in
+  ``?viewStateShareKey=gravtrain``. A tag the source experiment has itself is kept as it is.
 
 The source is only ever listed and read, never written. A new run appears in the mirror complete or not at all
 (it is assembled in ``<mirror home>/staging`` and renamed into place); a changed file is replaced atomically, so

@@ -14,7 +14,8 @@ class MirrorState:
 
     def __init__(self):
         self.files: dict[str, list[int]] = {}  # relative path -> [size, mtime_ns] of the source file copied
-        self.runs: dict[str, dict] = {}  # "<experiment>/<run>" -> {"ended", "signature", "gravtrain", "headline"}
+        self.runs: dict[str, dict] = {}  # "<experiment>/<run>" -> {"ended", "signature", "gravtrain", "headline",
+        #                                  "sections"}
         self.experiments: list[str] = []
         self.added: dict[str, str] = {}  # tags of the mirror that the source does not have: path -> value
         self.relocated_from: str | None = None  # where the store was written, if not where it is read

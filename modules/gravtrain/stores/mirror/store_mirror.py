@@ -22,7 +22,7 @@ from gravtrain.stores.mirror.scan import MirrorError, SourceScanner
 from gravtrain.stores.mirror.state import MirrorState
 from gravtrain.stores.mirror.views import experiment_view_tags
 from gravtrain.tracking.errors import TrackingError
-from gravtrain.tracking.headline_metrics import LIST_METRICS
+from gravtrain.tracking.headline_metrics import LIST_METRICS, chart_section
 from gravtrain.tracking.store import local_directory, store_uri
 
 logger = logging.getLogger(__name__)
@@ -195,12 +195,13 @@ class StoreMirror:
             if run in new and not (self.store / run).exists():
                 continue
             files = run_files[run]
+            metrics = [path[len(run) + len("/metrics/"):] for path in files if path.startswith(f"{run}/metrics/")]
             info = {
                 "ended": has_ended(self.store / run / "meta.yaml"),
                 "signature": run_signature(listings[run]),
                 "gravtrain": any(path.startswith(f"{run}/tags/{GRAVTRAIN_TAG_PREFIX}") for path in files),
-                "headline": sorted(key for key in (path[len(run) + len("/metrics/"):] for path in files
-                                                   if path.startswith(f"{run}/metrics/")) if key in LIST_METRICS),
+                "headline": sorted(key for key in metrics if key in LIST_METRICS),
+                "sections": sorted({chart_section(key) for key in metrics}),
             }
             if self._state.runs.get(run) != info:
                 self._state.runs[run] = info
