@@ -1,26 +1,70 @@
-"""The README's two commands are the ones CI and users run."""
+"""The README's examples against today's program: every command it shows parses with today's options and config
+files, the output it quotes for the sweep's dry run is what that command prints, and its Python example runs."""
 
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import pytest
+
+from gravtrain.cli import COMMANDS
+from gravtrain.cli.parser import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+#: Every fenced block: (its language, its text, the text before it).
+BLOCKS = [(m.group(1), m.group(2), README[:m.start()]) for m in re.finditer(r"^```(\w*)\n(.*?)^```$", README,
+                                                                          re.S | re.M)]
+#: The program's command lines the README shows, without comments, shell redirections and the optional parts of
+#: a synopsis (``[--json]``).
+COMMAND_LINES = [re.sub(r"\s*\[[^]]*\]", "", line.split("#", 1)[0].split(" > ", 1)[0]).strip()
+                 for language, text, _ in BLOCKS if language in ("bash", "")
+                 for line in text.splitlines()
+                 if line.startswith(("gravtrain ", "python config_trainer.py "))]
 
 
-def readme_commands() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
-    return [block.strip() for block in blocks[:2]]
+def test_the_readme_shows_commands_of_every_kind():
+    words = {shlex.split(line)[2 if line.startswith("python") else 1] for line in COMMAND_LINES}
+    assert {"check", "train", "ui", "runs", "tune", "evaluate", "simulate", "schema"} <= words, words
+    assert len(COMMAND_LINES) >= 15
 
 
-def test_ci_runs_exactly_the_readme_test_command():
-    main_command, test_command = readme_commands()
-    ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
-    assert test_command in ci_lines
-    assert "pytest" in test_command and "configs/toy.yaml" in main_command
+@pytest.mark.parametrize("line", COMMAND_LINES)
+def test_every_command_the_readme_shows_parses_with_todays_options(line):
+    words = shlex.split(line)[1 if line.startswith("gravtrain ") else 2:]
+    if words[0] not in COMMANDS and not words[0].startswith("-"):
+        words.insert(0, "train")  # `gravtrain CONFIG` trains
+    try:
+        args = build_parser().parse_args(words)
+    except SystemExit as exit_:
+        pytest.fail(f"`{line}` does not parse (exit {exit_.code})")
+    for name in ("config", "sweep"):  # a repository file it names exists
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith("configs/"):
+            assert (REPO / value).is_file(), f"`{line}` names {value}, which does not exist"
 
 
-def test_readme_commands_come_first():
-    text = (REPO / "README.md").read_text()
-    first_section = text.split("\n## ", 2)[1]
-    assert first_section.startswith("Two commands")
+def _quoted_after(command: str) -> str:
+    """The unlabelled block the README gives right after a paragraph that names ``command`` in backticks."""
+    [text] = [text for language, text, before in BLOCKS
+              if language == "" and f"`{command}`" in before.rstrip().rsplit("\n\n", 1)[-1]]
+    return text
+
+
+@pytest.mark.slow
+def test_the_sweeps_dry_run_prints_what_the_readme_quotes():
+    command = "gravtrain tune configs/sweeps/toy.yaml --dry-run"
+    done = subprocess.run([sys.executable, "config_trainer.py", *shlex.split(command)[1:]], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == _quoted_after(command)
+
+
+def test_the_python_api_example_runs(monkeypatch):
+    monkeypatch.chdir(REPO)
+    [example] = [text for language, text, _ in BLOCKS if language == "python" and "load_config(" in text]
+    exec(compile(example, "README.md", "exec"), {})
