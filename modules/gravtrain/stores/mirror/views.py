@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 
-from gravtrain.tracking.headline_metrics import CHART_SECTIONS, LIST_METRICS, chart_section
+from gravtrain.tracking.headline_metrics import (
+    CHART_SECTIONS, LIST_METRICS, SYSTEM_METRICS_SECTION, chart_section,
+)
 from gravtrain.tracking.run import EXPERIMENT_KIND_TAGS
 
 #: The key of the runs-table view the mirror gives each gravtrain experiment: MLflow's UI opens an experiment's
@@ -24,9 +26,9 @@ SHARED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 def ordered_sections(sections) -> list[str]:
     """``sections`` in the chart view's order: those of `CHART_SECTIONS` in its order, then any other
     alphabetically, MLflow's system metrics last."""
-    known = [name for name in CHART_SECTIONS if name in sections]
-    system = known.pop() if known and known[-1] == CHART_SECTIONS[-1] else None
-    return known + sorted(set(sections) - set(CHART_SECTIONS)) + ([system] if system else [])
+    known = [name for name in CHART_SECTIONS if name in sections and name != SYSTEM_METRICS_SECTION]
+    system = [SYSTEM_METRICS_SECTION] if SYSTEM_METRICS_SECTION in sections else []
+    return known + sorted(set(sections) - set(CHART_SECTIONS)) + system
 
 
 def _line_chart(metric: str, section_id: str) -> dict:
