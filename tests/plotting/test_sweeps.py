@@ -24,6 +24,8 @@ def test_parallel_coordinates_label_each_axis_with_its_range(save_png, assert_fi
     figure = parallel_coordinates_figure(POINTS, VALUES, keys=KEYS, metric="physics/efficiency")
     texts = {text.get_text() for text in figure.axes[0].texts}
     assert {"0.0001 (log)", "0.03", "8", "24", "elu", "relu", "0.52", "0.74"} <= texts
+    # readable: the values and the key names at 9 pt or more
+    assert min(text.get_fontsize() for text in [*figure.axes[0].texts, *figure.axes[0].get_xticklabels()]) >= 9
     trial_lines = [line for line in figure.axes[0].lines if len(line.get_xdata()) == len(KEYS) + 1]
     assert len(trial_lines) == len(POINTS)
     assert_fits(figure)

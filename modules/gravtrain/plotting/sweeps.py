@@ -55,12 +55,13 @@ def parallel_coordinates_figure(points: Sequence[Mapping[str, object]], values: 
         axes.plot(positions, row, color=colour, alpha=0.85)
     for x, (_, lowest, highest) in zip(positions, scaled):
         axes.axvline(x, color="0.6", linewidth=0.8)
-        axes.text(x, -0.04, lowest, ha="center", va="top", fontsize="x-small")
-        axes.text(x, 1.04, highest, ha="center", va="bottom", fontsize="x-small")
-    axes.set_xticks(positions, axes_names, rotation=20, ha="right", fontsize="small")
+        for y, text, align in ((-0.05, lowest, "top"), (1.05, highest, "bottom")):  # on white, over the lines
+            axes.text(x, y, text, ha="center", va=align, fontsize=9,
+                      bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})
+    axes.set_xticks(positions, axes_names, rotation=20, ha="right", fontsize=10)
     axes.set_yticks([])
     axes.set_xlim(-0.3, len(axes_names) - 0.7)
-    axes.set_ylim(-0.12, 1.12)
+    axes.set_ylim(-0.14, 1.14)
     figure.suptitle(f"{len(points)} trials, coloured by {metric}", fontsize="medium")
     return figure
 
