@@ -1,5 +1,6 @@
 """The README's examples against today's program: every command it shows parses with today's options and config
-files, the output it quotes for the sweep's dry run is what that command prints, and its Python example runs."""
+files, the output it quotes for the sweep's dry run and for a config's mistakes is what those commands print, and
+its Python example runs."""
 
 from __future__ import annotations
 
@@ -62,6 +63,19 @@ def test_the_sweeps_dry_run_prints_what_the_readme_quotes():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == _quoted_after(command)
+
+
+def test_the_config_mistakes_example_prints_what_the_readme_quotes(tmp_path):
+    command = "gravtrain check configs/x.yaml"
+    [config] = [text for language, text, before in BLOCKS
+                if language == "yaml" and "`configs/x.yaml`" in before.rstrip().rsplit("\n\n", 1)[-1]]
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "x.yaml").write_text(config)
+    # (--no-model: the same lines without starting TensorFlow, since a config with mistakes is never built)
+    done = subprocess.run([sys.executable, str(REPO / "config_trainer.py"), "check", "--no-model", "configs/x.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == _quoted_after(command)
 
 
 def test_the_python_api_example_runs(monkeypatch):
