@@ -1,6 +1,6 @@
-"""The README's examples against today's program: every command it shows parses with today's options and config
-files, the output it quotes for the sweep's dry run and for a config's mistakes is what those commands print, and
-its Python example runs."""
+"""The README against today's program: its two set-up commands come first and CI runs the second exactly; every
+command it shows parses with today's options and config files; the output it quotes for the sweep's dry run and
+for a config's mistakes is what those commands print; and its Python example runs."""
 
 from __future__ import annotations
 
@@ -28,6 +28,18 @@ COMMAND_LINES = [re.sub(r"\s*\[[^]]*\]", "", line.split("#", 1)[0].split(" > ", 
                  if line.startswith(("gravtrain ", "python config_trainer.py "))]
 
 
+def test_ci_runs_exactly_the_readme_test_command():
+    main_command, test_command = [text.strip() for language, text, _ in BLOCKS if language == "bash"][:2]
+    ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
+    assert "pytest" in test_command and "configs/toy.yaml" in main_command
+
+
+def test_readme_commands_come_first():
+    first_section = README.split("\n## ", 2)[1]
+    assert first_section.startswith("Two commands")
+
+
 def test_the_readme_shows_commands_of_every_kind():
     words = {shlex.split(line)[2 if line.startswith("python") else 1] for line in COMMAND_LINES}
     assert {"check", "train", "ui", "runs", "tune", "evaluate", "simulate", "schema"} <= words, words
@@ -49,10 +61,11 @@ def test_every_command_the_readme_shows_parses_with_todays_options(line):
             assert (REPO / value).is_file(), f"`{line}` names {value}, which does not exist"
 
 
-def _quoted_after(command: str) -> str:
-    """The unlabelled block the README gives right after a paragraph that names ``command`` in backticks."""
-    [text] = [text for language, text, before in BLOCKS
-              if language == "" and f"`{command}`" in before.rstrip().rsplit("\n\n", 1)[-1]]
+def _block_after(mention: str, language: str = "") -> str:
+    """The block (unlabelled: quoted output) the README gives right after a paragraph that names ``mention`` in
+    backticks."""
+    [text] = [text for kind, text, before in BLOCKS
+              if kind == language and f"`{mention}`" in before.rstrip().rsplit("\n\n", 1)[-1]]
     return text
 
 
@@ -62,20 +75,18 @@ def test_the_sweeps_dry_run_prints_what_the_readme_quotes():
     done = subprocess.run([sys.executable, "config_trainer.py", *shlex.split(command)[1:]], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout == _quoted_after(command)
+    assert done.stdout == _block_after(command)
 
 
 def test_the_config_mistakes_example_prints_what_the_readme_quotes(tmp_path):
     command = "gravtrain check configs/x.yaml"
-    [config] = [text for language, text, before in BLOCKS
-                if language == "yaml" and "`configs/x.yaml`" in before.rstrip().rsplit("\n\n", 1)[-1]]
     (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "x.yaml").write_text(config)
+    (tmp_path / "configs" / "x.yaml").write_text(_block_after("configs/x.yaml", "yaml"))
     # (--no-model: the same lines without starting TensorFlow, since a config with mistakes is never built)
     done = subprocess.run([sys.executable, str(REPO / "config_trainer.py"), "check", "--no-model", "configs/x.yaml"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == _quoted_after(command)
+    assert done.stderr == _block_after(command)
 
 
 def test_the_python_api_example_runs(monkeypatch):
