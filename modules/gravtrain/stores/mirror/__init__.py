@@ -51,6 +51,6 @@ from gravtrain.stores.mirror.views import SHARED_VIEW_TAG_PREFIX, VIEW_SHARE_KEY
 
 __all__ = [
     "ARTIFACTS", "BUSY_FACTOR", "DEEP_CHECK_EVERY", "MIRROR_FORMAT", "MIRROR_WORKERS", "MirrorError", "MirrorRefresher",
-    "RUN_FOLDERS", "RefreshReport", "SHARED_VIEW_TAG_PREFIX", "StoreMirror", "VIEW_SHARE_KEY", "default_mirror_home", "gravtrain_cache",
-    "mirrored_store_uri", "runs_table_view",
+    "RUN_FOLDERS", "RefreshReport", "SHARED_VIEW_TAG_PREFIX", "StoreMirror", "VIEW_SHARE_KEY", "default_mirror_home",
+    "gravtrain_cache", "mirrored_store_uri", "runs_table_view",
 ]
