@@ -45,16 +45,13 @@ def run_dir(root: Path, runs: dict, name: str) -> Path:
 
 
 def search_all(root: Path) -> list[str]:
-    """The run IDs ``mlflow.search_runs`` lists over every experiment of the store (as the UI's list does)."""
-    import mlflow
+    """The run IDs MLflow lists over every active experiment of the store (as the UI's list does)."""
+    from mlflow import MlflowClient
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(root.as_uri())
-    try:
-        runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
-        return sorted(run.info.run_id for run in runs)
-    finally:
-        mlflow.set_tracking_uri(previous)
+    client = MlflowClient(tracking_uri=root.as_uri())
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, max_results=50_000)
+    return sorted(run.info.run_id for run in runs)
 
 
 def damage_every_way(root: Path, runs: dict) -> None:

@@ -68,7 +68,6 @@ def train_in(directory: Path, config: Path, **options):
     previous = Path.cwd()
     os.chdir(directory)
     try:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
         return gravtrain.train(config, **options)
     finally:
         os.chdir(previous)

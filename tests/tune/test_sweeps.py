@@ -47,7 +47,6 @@ def tune_here(directory: Path, sweep: Path, **options):
     previous = Path.cwd()
     os.chdir(directory)
     try:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
         return tune(sweep, trainer=stand_in_train, **options)
     finally:
         os.chdir(previous)
