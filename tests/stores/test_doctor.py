@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gravtrain.stores.doctor import QUARANTINE_DIR, examine_store, repair
+from gravtrain.stores.doctor import QUARANTINE_DIR, examine_store, meta_problem, repair
 from gravtrain.tracking.store import ALLOW_FILE_STORE_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +52,34 @@ def search_all(root: Path) -> list[str]:
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(experiments, max_results=50_000)
     return sorted(run.info.run_id for run in runs)
+
+
+def mlflow_reads(client, experiment_id: str) -> bool:
+    """Whether MLflow lists the experiment and searches its runs without an error."""
+    try:
+        client.search_runs([experiment_id])
+        return experiment_id in {e.experiment_id for e in client.search_experiments()}
+    except Exception:  # whatever MLflow raises for a damaged file: a KeyError, a TypeError, a YAML error
+        return False
+
+
+@pytest.mark.parametrize("of_run", [True, False], ids=["run", "experiment"])
+def test_a_meta_yaml_is_reported_damaged_exactly_when_mlflow_cannot_read_it(store, of_run):
+    """Each key taken out, and the file cut after each line (as a write cut short leaves it): the doctor's
+    verdict agrees with MLflow's own file store."""
+    import yaml
+
+    root, client, runs = store
+    experiment_id, run_id = runs["first0"]
+    meta = root / experiment_id / (f"{run_id}/meta.yaml" if of_run else "meta.yaml")
+    written = meta.read_text()
+    info = yaml.safe_load(written)
+    lines = written.splitlines(keepends=True)
+    variants = [yaml.safe_dump({k: v for k, v in info.items() if k != key}) for key in info]
+    variants += ["".join(lines[:n]) for n in range(len(lines) + 1)]
+    for text in variants:
+        meta.write_text(text)
+        assert (meta_problem(text.encode(), of_run=of_run) is None) == mlflow_reads(client, experiment_id), text
 
 
 def damage_every_way(root: Path, runs: dict) -> None:

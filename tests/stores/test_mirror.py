@@ -218,6 +218,53 @@ def test_a_run_without_its_meta_yaml_yet_waits_for_the_next_refresh(cluster_stor
     assert not (mirror.store / experiment.name / half.name).exists()
 
 
+def test_a_file_caught_mid_write_is_not_mirrored_until_it_is_whole(cluster_store, tmp_path):
+    """MLflow rewrites a ``meta.yaml`` in place and appends a metric's lines; one file read half-written would
+    fail the whole experiment's search on the mirror. A new run waits for the next refresh, a known run keeps
+    its last whole copy; a damaged file older than the doctor's grace is mirrored as it is, for the doctor."""
+    from gravtrain.stores.doctor import META_WRITE_SECONDS
+
+    source, runs = cluster_store
+    live = add_run(source, "physics", "live", end=False, scratch=tmp_path)  # its files are read at each refresh
+    runs = [*runs, live]
+    mirror = StoreMirror(source, tmp_path / "home")
+    mirror.refresh()
+    mirrored = client_of(mirror.store)
+    experiment = mirrored.get_run(runs[0]).info.experiment_id
+    new = add_run(source, "physics", "new", scratch=tmp_path)
+    metas = {run: source / experiment / run / "meta.yaml" for run in (runs[0], new)}
+    whole = {run: meta.read_text() for run, meta in metas.items()}
+    metric = source / experiment / live / "metrics" / "train" / "loss"
+    fresh = source / experiment / live / "metrics" / "fresh"
+    metric.write_text(metric.read_text() + "1000 0.1")  # a line being appended
+    fresh.write_text("")  # a metric's first line being written
+    for path in [*metas.values(), metric, fresh]:  # caught mid-write, changed "now" whatever the clock says
+        if path.name == "meta.yaml":
+            path.write_text(path.read_text()[:40])
+        os.utime(path, ns=(time.time_ns() + 3600 * 10**9,) * 2)
+
+    assert mirror.refresh().runs_added == 0
+    assert {r.info.run_id for r in mirrored.search_runs([experiment])} == set(runs)  # and no error
+    assert mirrored.get_run(runs[0]).info.status == "FINISHED"
+    assert [m.value for m in mirrored.get_metric_history(live, "train/loss")] == [0.5, 0.6, 0.7]
+    assert "fresh" not in mirrored.get_run(live).data.metrics
+
+    for run, meta in metas.items():  # the writes end
+        meta.write_text(whole[run] + "\n")
+    metric.write_text(metric.read_text() + " 3\n")
+    fresh.write_text("1000 0.25 0\n")
+    assert mirror.refresh().runs_added == 1
+    assert {r.info.run_id for r in mirrored.search_runs([experiment])} == {*runs, new}
+    assert [m.value for m in mirrored.get_metric_history(live, "train/loss")] == [0.5, 0.6, 0.7, 0.1]
+    assert mirrored.get_run(live).data.metrics["fresh"] == 0.25
+
+    metas[new].write_text("")  # damaged long ago: mirrored, so that the doctor's warning names it
+    then = time.time_ns() - int(2 * META_WRITE_SECONDS * 1e9)
+    os.utime(metas[new], ns=(then, then))
+    mirror.refresh()
+    assert (mirror.store / experiment / new / "meta.yaml").read_text() == ""
+
+
 def test_gravtrain_experiments_open_on_the_runs_table_in_the_mirror_only(tmp_path):
     source = tmp_path / "mlruns"
     add_run(source, "old gravtrain", "a")  # made by the client, so without the kind tag, as older gravtrain did

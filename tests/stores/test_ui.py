@@ -171,7 +171,8 @@ def test_a_damaged_store_is_served_with_a_warning_and_the_fix(fake_server, caplo
     store = tmp_path / "mlruns"
     run = store / "1" / "0123abcd"
     run.mkdir(parents=True)
-    (store / "1" / "meta.yaml").write_text("experiment_id: '1'\nname: e\n")
+    (store / "1" / "meta.yaml").write_text(f"artifact_location: {(store / '1').as_uri()}\nexperiment_id: '1'\n"
+                                           "lifecycle_stage: active\nname: e\n")
     (run / "meta.yaml").write_text("")  # cut short by a crash
     os.utime(run / "meta.yaml", (time.time() - 3600, time.time() - 3600))
     server = FakeServer(interrupted=True)

@@ -52,8 +52,11 @@ META_WRITE_SECONDS = 10.0
 NOT_EXPERIMENTS = (".trash", "models", QUARANTINE_DIR)
 #: Folders inside an experiment that are not runs (MLflow's RESERVED_EXPERIMENT_FOLDERS).
 NOT_RUNS = ("tags", "datasets", "traces", "models")
-_RUN_INFO_KEYS = ("run_id", "experiment_id", "status", "lifecycle_stage")
-_EXPERIMENT_INFO_KEYS = ("experiment_id", "name")
+#: The keys of a run's and of an experiment's ``meta.yaml`` without which MLflow 3's file store cannot read it
+#: (it supplies ``status`` and a run's ``lifecycle_stage`` itself). MLflow writes the keys sorted, so a write cut
+#: short lacks the last of them, a run's ``user_id``.
+_RUN_INFO_KEYS = ("end_time", "experiment_id", "run_id", "start_time", "user_id")
+_EXPERIMENT_INFO_KEYS = ("artifact_location", "experiment_id", "lifecycle_stage", "name")
 
 BREAKS_EXPERIMENT_SEARCH = "search_runs and the UI's run list fail for the whole experiment"
 
@@ -161,23 +164,36 @@ def _examine_experiment_meta(experiment: Path) -> list[Damage]:
 def _read_meta(path: Path, required: tuple[str, ...]) -> tuple[dict | None, str | None]:
     """The YAML mapping of a ``meta.yaml`` and None, or None and what is wrong with it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return _parse_meta(path.read_bytes(), required)
     except FileNotFoundError:
         return None, "meta.yaml is missing"
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        return None, f"meta.yaml cannot be read ({exc})"
+
+
+def meta_problem(data: bytes, *, of_run: bool) -> str | None:
+    """What is wrong with the bytes of a run's (``of_run``) or an experiment's ``meta.yaml``; None if MLflow
+    reads it."""
+    return _parse_meta(data, _RUN_INFO_KEYS if of_run else _EXPERIMENT_INFO_KEYS)[1]
+
+
+def _parse_meta(data: bytes, required: tuple[str, ...]) -> tuple[dict | None, str | None]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         return None, f"meta.yaml cannot be read ({exc})"
     if not text.strip():
         return None, "meta.yaml is empty (a write cut short)"
     try:
-        data = yaml.safe_load(text)
+        info = yaml.safe_load(text)
     except yaml.YAMLError:
         return None, "meta.yaml is not valid YAML (a write cut short)"
-    if not isinstance(data, dict):
+    if not isinstance(info, dict):
         return None, "meta.yaml is not a mapping (a write cut short)"
-    missing = [key for key in required if key not in data and not (key == "run_id" and "run_uuid" in data)]
+    missing = [key for key in required if key not in info]
     if missing:
         return None, f"meta.yaml lacks {', '.join(missing)} (a write cut short)"
-    return data, None
+    return info, None
 
 
 def _examine_metric(path: Path, key: str, experiment: str, run: str, read: bool = True) -> list[Damage]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from gravtrain.stores.doctor import META_WRITE_SECONDS, meta_problem
 from gravtrain.stores.mirror.layout import (
     GRAVTRAIN_TAG_PREFIX, RUN_FOLDERS, Entry, has_ended, remove_file, run_of, run_signature,
 )
@@ -234,12 +235,35 @@ class StoreMirror:
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             logger.debug("not mirrored: %s (%s)", path, exc)
             return False
+        if self._being_written(path, data, mtime_ns):
+            return False
         if Path(path).name == "meta.yaml":
             data, written_at = relocated_meta(path, data, self.source)
             if written_at is not None and self._state.relocated_from != str(written_at):
                 self._state.relocated_from = str(written_at)
                 self._dirty = True
         self._write(root / path, data, mtime_ns)
+        return True
+
+    @staticmethod
+    def _being_written(path: str, data: bytes, mtime_ns: int) -> bool:
+        """Whether ``path`` is a file MLflow is writing now: a run's or an experiment's ``meta.yaml`` that is not
+        readable, or a metric whose last line is not whole (an empty one included), changed within
+        `META_WRITE_SECONDS`. MLflow rewrites a ``meta.yaml`` in place and appends a metric's lines, and one such
+        file read half-written makes its whole experiment's search fail (`gravtrain.stores.doctor`). It is not
+        mirrored: a new run waits for the next refresh, a known one keeps its last whole copy. An older damaged
+        file is mirrored as it is, for the doctor's warning to name."""
+        parts = path.split("/")
+        run = run_of(path)
+        if parts[-1] == "meta.yaml" and (len(parts) == 2 or (len(parts) == 3 and run)):
+            problem = meta_problem(data, of_run=len(parts) == 3)
+        elif run and parts[2] == "metrics" and not data.endswith(b"\n"):
+            problem = "its last line is not whole"
+        else:
+            return False
+        if problem is None or time.time_ns() - mtime_ns >= META_WRITE_SECONDS * 1e9:
+            return False
+        logger.debug("not mirrored yet: %s is being written (%s)", path, problem)
         return True
 
     def _write(self, path: Path, data: bytes, mtime_ns: int | None = None) -> None:
