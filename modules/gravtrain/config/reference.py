@@ -1,4 +1,5 @@
-"""The config reference (``gravtrain schema``), generated from the schema so it can never drift from it."""
+"""The config reference, generated from the schema so it can never drift from it: as indented text
+(``gravtrain schema``) and as Markdown tables (the documentation site's reference pages)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,47 @@ def schema_reference(root: type = Config, title: str = "gravtrain config referen
             lines.append(f"{info.yaml_name}: {_summary(info, overrides=False)}")
             lines.append(f"    {info.spec.doc}")
     return "\n".join(lines)
+
+
+def schema_markdown(root: type = Config, heading_level: int = 2) -> str:
+    """Every section and key of ``root`` as Markdown: a heading per section (its doc below it) and a table of its
+    keys, with the full dotted path of each (``Training.N.epochs``), its type and allowed values, its default and
+    its doc. Keys of ``root`` itself that are no section come first, in one table."""
+    blocks: list[str] = []
+    top = [info for info in section_keys(root) if item_section(info.type) is None]
+    if top:
+        blocks.append(_key_table([(info.yaml_name, info, False) for info in top]))
+    for info in section_keys(root):
+        if item_section(info.type) is not None:
+            _section_markdown(info, info.yaml_name, blocks, heading_level)
+    return "\n\n".join(blocks) + "\n"
+
+
+def _section_markdown(info: KeyInfo, path: str, blocks: list[str], level: int) -> None:
+    inner = item_section(info.type)
+    listed = typing.get_origin(info.type) is tuple
+    blocks.append(f"{'#' * level} `{path}`")
+    blocks.append(_escape(info.spec.doc) + (" A list; each item has the keys below." if listed else ""))
+    prefix = f"{path}.N" if listed else path
+    rows = [(f"{prefix}.{sub.yaml_name}", sub, is_partial(inner)) for sub in section_keys(inner)
+            if item_section(sub.type) is None]
+    if rows:
+        blocks.append(_key_table(rows))
+    for sub in section_keys(inner):
+        if item_section(sub.type) is not None:
+            _section_markdown(sub, f"{prefix}.{sub.yaml_name}", blocks, min(level + 1, 6))
+
+
+def _key_table(rows: list[tuple[str, KeyInfo, bool]]) -> str:
+    lines = ["| key | type, allowed values, default | meaning |", "|---|---|---|"]
+    for path, info, overrides in rows:
+        lines.append(f"| `{path}` | {_escape(_summary(info, overrides))} | {_escape(info.spec.doc)} |")
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    """``text`` safe in a Markdown table cell (a ``|`` would end the cell; ``<`` could open an HTML tag)."""
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _describe_members(info: KeyInfo, lines: list[str], indent: str) -> None:

@@ -170,11 +170,13 @@ def compute_shower_metrics(object_energy, shower_energy, matched_objects, matche
     Args:
         object_energy: (K,) true energy of each truth object, GeV.
         shower_energy: (S,) predicted energy of each shower, GeV.
-        matched_objects, matched_showers: (M,) the matched pairs (ids into the two arrays above).
+        matched_objects: (M,) the matched pairs' truth objects (ids into ``object_energy``).
+        matched_showers: (M,) the matched pairs' showers (ids into ``shower_energy``).
         n_events: E, carried into the result.
         energy_bins: (B+1,) increasing edges in GeV; :data:`DEFAULT_ENERGY_BINS` when None.
-        object_class, shower_class: optional (K,) and (S,) integer classes; both give the confusion matrix.
-            The object classes with ``class_names`` also give the efficiency per class (-1: no class).
+        object_class: optional (K,) integer class of each truth object (-1: no class); with ``shower_class``
+            it gives the confusion matrix, with ``class_names`` the efficiency per class.
+        shower_class: optional (S,) integer class of each shower.
         n_classes: C; by default one more than the largest class seen.
         energy_threshold: E_thr in GeV of the headline metrics; 0 makes them equal to the all-energy ones.
         class_names: the name of each truth class (index = class) for the efficiency per class.
