@@ -32,8 +32,8 @@ Usage::
         [--out benchmarks/results/gravnet_vs_pyg.json]
     python benchmarks/gravnet_vs_pyg.py --smoke      # 1,000 hits, one round; gravtrain alone if PyG is missing
 
-The peer is not a dependency of gravtrain and this script installs nothing: see the README's "Benchmarks"
-section for ``torch``, ``torch_geometric`` and ``torch-cluster``.
+The peer is not a dependency of gravtrain and this script installs nothing: docs/benchmarks.md says how to install
+its ``torch``, ``torch_geometric`` and ``torch-cluster``.
 """
 
 from __future__ import annotations
@@ -314,8 +314,8 @@ def main(argv=None) -> int:
     else:
         layers = LAYERS if peer_available() else ("gravtrain",)
     if layers == ("gravtrain",) and not args.layers:
-        print("PyTorch Geometric or torch-cluster is not installed: measuring gravtrain alone (see the README's "
-              "Benchmarks section for the peer)", flush=True)
+        print("PyTorch Geometric or torch-cluster is not installed: measuring gravtrain alone (see docs/benchmarks.md "
+              "for the peer)", flush=True)
     results = {"benchmark": "gravnet_vs_pyg", "machine": machine(), "threads": args.threads, "rounds": args.rounds,
                "steps_per_process": args.steps, "aggregation": args.aggregation or "auto", "configs": {},
                "points": []}

@@ -73,8 +73,8 @@ Usage::
         [--stacks gravtrain,peer] [--out benchmarks/results/peer_training.json]
     python benchmarks/peer_training.py --smoke   # 12 events, one epoch: about a minute
 
-The peer is not a dependency of gravtrain and this script installs nothing: see the README's "Benchmarks"
-section for ``torch``, ``torch_geometric``, ``torch-cluster`` and ``object-condensation``.
+The peer is not a dependency of gravtrain and this script installs nothing: docs/benchmarks.md says how to install
+its ``torch``, ``torch_geometric``, ``torch-cluster`` and ``object-condensation``.
 """
 
 from __future__ import annotations

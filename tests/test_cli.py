@@ -44,7 +44,7 @@ def test_check_prints_the_resolved_config():
 
 
 def test_a_field_style_config_passes_check_unchanged():
-    """README: a config in the field's style (its key spellings, `- stage_1:` stages, no name) passes `check`
+    """Configs guide: a config in the field's style (its key spellings, `- stage_1:` stages, no name) passes `check`
     as it is, model build included, and is named after its file."""
     result = run("check", "tests/config/field_style.yaml")
     assert result.returncode == 0, result.stderr

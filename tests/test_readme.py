@@ -1,6 +1,7 @@
-"""The README against today's program: its two set-up commands come first and CI runs the second exactly; every
-command it shows parses with today's options and config files; the output it quotes for the sweep's dry run and
-for a config's mistakes is what those commands print; and its Python example runs."""
+"""The README and the documentation pages against today's program: the README's two set-up commands come first
+and CI runs the second exactly; the README stays short; every command the README or a page shows parses with
+today's options and config files; the output they quote for the sweep's dry run and for a config's mistakes is
+what those commands print; and the Python examples run."""
 
 from __future__ import annotations
 
@@ -17,14 +18,26 @@ from gravtrain.cli.parser import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
-#: Every fenced block: (its language, its text, the text before it).
-BLOCKS = [(m.group(1), m.group(2), README[:m.start()]) for m in re.finditer(r"^```(\w*)\n(.*?)^```$", README,
-                                                                          re.S | re.M)]
-#: The program's command lines the README shows, without comments, shell redirections and the optional parts of
-#: a synopsis (``[--json]``).
-COMMAND_LINES = [re.sub(r"\s*\[[^]]*\]", "", line.split("#", 1)[0].split(" > ", 1)[0]).strip()
-                 for language, text, _ in BLOCKS if language in ("bash", "")
-                 for line in text.splitlines()
+#: The README and the documentation site's pages: path relative to the repository -> text.
+DOCUMENTS = {path.relative_to(REPO).as_posix(): path.read_text()
+             for path in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]}
+#: The README's longest allowed length, in lines: the guides are on the site.
+README_MAX_LINES = 200
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str, str]]:
+    """Every fenced block of a Markdown text: (its language, its text, the text before it)."""
+    return [(m.group(1), m.group(2), text[:m.start()])
+            for m in re.finditer(r"^```(\w*)\n(.*?)^```$", text, re.S | re.M)]
+
+
+BLOCKS = fenced_blocks(README)
+#: The program's command lines each document shows, without comments, shell redirections and the optional parts
+#: of a synopsis (``[--json]``): (document, line).
+COMMAND_LINES = [(name, re.sub(r"\s*\[[^]]*\]", "", line.split("#", 1)[0].split(" > ", 1)[0]).strip())
+                 for name, text in DOCUMENTS.items()
+                 for language, block, _ in fenced_blocks(text) if language in ("bash", "")
+                 for line in block.splitlines()
                  if line.startswith(("gravtrain ", "python config_trainer.py "))]
 
 
@@ -40,37 +53,44 @@ def test_readme_commands_come_first():
     assert first_section.startswith("Two commands")
 
 
+def test_the_readme_is_short_and_keeps_no_diary():
+    assert len(README.splitlines()) <= README_MAX_LINES
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", README), "dated entries go to benchmarks/RESULTS.md"
+    assert not re.search(r"\b[0-9a-f]{7,40}\b", README), "commit hashes go to benchmarks/RESULTS.md"
+
+
 def test_the_readme_shows_commands_of_every_kind():
-    words = {shlex.split(line)[2 if line.startswith("python") else 1] for line in COMMAND_LINES}
+    readme_lines = [line for name, line in COMMAND_LINES if name == "README.md"]
+    words = {shlex.split(line)[2 if line.startswith("python") else 1] for line in readme_lines}
     assert {"check", "train", "ui", "runs", "tune", "evaluate", "simulate", "schema"} <= words, words
-    assert len(COMMAND_LINES) >= 15
+    assert len(readme_lines) >= 12
 
 
-@pytest.mark.parametrize("line", COMMAND_LINES)
-def test_every_command_the_readme_shows_parses_with_todays_options(line):
+@pytest.mark.parametrize("document, line", COMMAND_LINES)
+def test_every_command_the_documents_show_parses_with_todays_options(document, line):
     words = shlex.split(line)[1 if line.startswith("gravtrain ") else 2:]
     if words[0] not in COMMANDS and not words[0].startswith("-"):
         words.insert(0, "train")  # `gravtrain CONFIG` trains
     try:
         args = build_parser().parse_args(words)
     except SystemExit as exit_:
-        pytest.fail(f"`{line}` does not parse (exit {exit_.code})")
+        pytest.fail(f"{document}: `{line}` does not parse (exit {exit_.code})")
     for name in ("config", "sweep"):  # a repository file it names exists
         value = getattr(args, name, None)
         if isinstance(value, str) and value.startswith("configs/"):
-            assert (REPO / value).is_file(), f"`{line}` names {value}, which does not exist"
+            assert (REPO / value).is_file(), f"{document}: `{line}` names {value}, which does not exist"
 
 
 def _block_after(mention: str, language: str = "") -> str:
-    """The block (unlabelled: quoted output) the README gives right after a paragraph that names ``mention`` in
-    backticks."""
-    [text] = [text for kind, text, before in BLOCKS
+    """The block (unlabelled: quoted output) a document gives right after a paragraph that names ``mention`` in
+    backticks; there is exactly one."""
+    [text] = [text for document in DOCUMENTS.values() for kind, text, before in fenced_blocks(document)
               if kind == language and f"`{mention}`" in before.rstrip().rsplit("\n\n", 1)[-1]]
     return text
 
 
 @pytest.mark.slow
-def test_the_sweeps_dry_run_prints_what_the_readme_quotes():
+def test_the_sweeps_dry_run_prints_what_the_documents_quote():
     command = "gravtrain tune configs/sweeps/toy.yaml --dry-run"
     done = subprocess.run([sys.executable, "config_trainer.py", *shlex.split(command)[1:]], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
@@ -78,7 +98,7 @@ def test_the_sweeps_dry_run_prints_what_the_readme_quotes():
     assert done.stdout == _block_after(command)
 
 
-def test_the_config_mistakes_example_prints_what_the_readme_quotes(tmp_path):
+def test_the_config_mistakes_example_prints_what_the_documents_quote(tmp_path):
     command = "gravtrain check configs/x.yaml"
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "x.yaml").write_text(_block_after("configs/x.yaml", "yaml"))
@@ -89,7 +109,10 @@ def test_the_config_mistakes_example_prints_what_the_readme_quotes(tmp_path):
     assert done.stderr == _block_after(command)
 
 
-def test_the_python_api_example_runs(monkeypatch):
+def test_the_python_config_example_runs(monkeypatch):
     monkeypatch.chdir(REPO)
-    [example] = [text for language, text, _ in BLOCKS if language == "python" and "load_config(" in text]
-    exec(compile(example, "README.md", "exec"), {})
+    examples = [(name, text) for name, document in DOCUMENTS.items()
+                for language, text, _ in fenced_blocks(document) if language == "python" and "load_config(" in text]
+    assert examples
+    for name, example in examples:
+        exec(compile(example, name, "exec"), {})

@@ -1,4 +1,4 @@
-"""The repository itself: what the README's commands write when run from its folder is ignored by git, and no
+"""The repository itself: what the documented commands write when run from the repository is ignored by git, and no
 Python file grows past what one reader holds in mind."""
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def test_override_into_field_style_stage(write_config):
 
 
 def test_field_style_file_is_in_the_field_style():
-    """The file the README's claim is tested on keeps the field's spellings and has no name."""
+    """The file the configs guide's claim is tested on keeps the field's spellings and has no name."""
     text = FIELD_STYLE_FILE.read_text()
     for spelling in ("pre-model-type: none", "description-string:", "use_fill_space:", "  - stage_1:\n"):
         assert spelling in text
