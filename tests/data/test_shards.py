@@ -214,3 +214,12 @@ def test_a_npy_array_under_an_npz_name_is_a_data_error(small_store, tmp_path):
     with pytest.raises(DataError, match="single array .a .npy file., not an .npz shard") as caught:
         read_shard(path)
     assert str(path) in str(caught.value)
+
+
+def test_every_feature_and_truth_array_says_what_it_holds():
+    """The shard format's documentation is generated from these: a new column without its meaning fails here."""
+    from gravtrain.data.names import FEATURE_MEANINGS, TRUTH_MEANINGS
+
+    assert tuple(FEATURE_MEANINGS) == FEATURE_NAMES
+    assert tuple(TRUTH_MEANINGS) == TRUTH_NAMES
+    assert all(text.strip() for text in (*FEATURE_MEANINGS.values(), *TRUTH_MEANINGS.values()))

@@ -6,9 +6,8 @@ A batch (and a shard on disk) holds, for V hits:
 - one truth array per entry of :data:`TRUTH_WIDTHS`, shape (V, width), dtype :data:`TRUTH_DTYPES`;
 - ``row_splits`` (E+1,): the hits of event ``i`` are rows ``row_splits[i]:row_splits[i+1]``.
 
-Units of the features: ``energy`` GeV (calibrated to the electromagnetic scale; for a track the
-momentum), ``eta`` and ``theta`` (rad) of the hit position seen from the origin, ``is_track`` 0/1,
-``R``, ``x``, ``y``, ``z`` cm, ``time`` ns, ``hit_size`` cm (the cell's edge length, 0 for a track).
+What each column and truth array holds, with its unit, is in :data:`FEATURE_MEANINGS` and
+:data:`TRUTH_MEANINGS` (the documentation's shard-format table is generated from them).
 """
 
 from __future__ import annotations
@@ -18,6 +17,19 @@ import numpy as np
 FEATURE_NAMES: tuple[str, ...] = (
     "energy", "eta", "is_track", "theta", "R", "x", "y", "z", "time", "hit_size",
 )
+#: What each feature column holds, and its unit.
+FEATURE_MEANINGS: dict[str, str] = {
+    "energy": "GeV: the hit's energy, calibrated to the electromagnetic scale; for a track, its momentum",
+    "eta": "the pseudorapidity of the hit's position seen from the origin",
+    "is_track": "1 for a track row, 0 for a calorimeter hit",
+    "theta": "rad: the polar angle of the hit's position seen from the origin",
+    "R": "cm: the transverse radius sqrt(x² + y²) of the hit's position",
+    "x": "cm: the hit's position",
+    "y": "cm: the hit's position",
+    "z": "cm: the hit's position (along the beam)",
+    "time": "ns: the hit's time",
+    "hit_size": "cm: the cell's edge length; 0 for a track",
+}
 N_FEATURES = len(FEATURE_NAMES)
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -26,11 +38,7 @@ PID_NAMES: tuple[str, ...] = (
 )
 PID_INDEX: dict[str, int] = {name: i for i, name in enumerate(PID_NAMES)}
 
-# name -> number of columns. t_idx: object index in its event (0..n-1), -1 for noise;
-# t_energy GeV (true energy of the object); t_pos cm (impact x, y, z at the calorimeter front);
-# t_time ns (arrival at the front); t_pid one-hot over PID_NAMES (all zero for noise);
-# t_spectator 0/1 (hit far from its shower core); t_fully_contained 0/1; t_rec_energy GeV (what the
-# object deposited in recorded hits); t_is_unique 0/1 (exactly one hit per object carries 1).
+#: name -> number of columns.
 TRUTH_WIDTHS: dict[str, int] = {
     "t_idx": 1,
     "t_energy": 1,
@@ -43,6 +51,18 @@ TRUTH_WIDTHS: dict[str, int] = {
     "t_is_unique": 1,
 }
 TRUTH_NAMES: tuple[str, ...] = tuple(TRUTH_WIDTHS)
+#: What each truth array holds for a hit (the truth of the object it belongs to), and its unit.
+TRUTH_MEANINGS: dict[str, str] = {
+    "t_idx": "the index of the hit's truth object in its event (0, 1, ...); -1 for noise",
+    "t_energy": "GeV: the object's true energy (a muon's: what it deposited, unless the true momentum is asked for)",
+    "t_pos": "cm: the object's impact point x, y, z at the calorimeter front",
+    "t_time": "ns: the object's arrival time at the front",
+    "t_pid": f"the object's species, one-hot over {', '.join(PID_NAMES)} (in this order); all zero for noise",
+    "t_spectator": "1 for a hit far from its shower's core, else 0",
+    "t_fully_contained": "1 if the object's shower is contained in the calorimeter, else 0",
+    "t_rec_energy": "GeV: the energy the object deposited in the recorded hits",
+    "t_is_unique": "1 on exactly one hit of each object, else 0",
+}
 TRUTH_DTYPES: dict[str, np.dtype] = {
     name: np.dtype(np.int32) if name == "t_idx" else np.dtype(np.float32) for name in TRUTH_NAMES
 }
