@@ -32,7 +32,7 @@ FIGURES = {"event_display.png": "event_display.png", "efficiency_response.png": 
 RUNS_TABLE = "runs_table.png"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,800", "--virtual-time-budget=20000", "--hide-scrollbars"]
+                  "--window-size=1800,600", "--virtual-time-budget=20000", "--hide-scrollbars"]
 
 logger = logging.getLogger("make_images")
 
