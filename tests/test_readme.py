@@ -59,6 +59,38 @@ def test_the_readme_is_short_and_keeps_no_diary():
     assert not re.search(r"\b[0-9a-f]{7,40}\b", README), "commit hashes go to benchmarks/RESULTS.md"
 
 
+#: The README's command lines that are not the program's, each with the test that checks it.
+SET_UP_COMMANDS = {
+    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/python config_trainer.py configs/toy.yaml":
+        "the main job: its config parses (test_every_command_the_documents_show_parses_with_todays_options)",
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[test,docs]' && .venv/bin/python -m pytest":
+        "what CI runs (test_ci_runs_exactly_the_readme_test_command)",
+    ".venv/bin/pip install -e '.[docs]' && .venv/bin/mkdocs serve":
+        "the site: the extra exists and the site builds (test_the_docs_extra_serves_the_site, test_docs_site.py)",
+}
+
+
+def test_every_command_of_the_readme_is_checked():
+    """A command line of the README is either the program's (parsed above) or one of the set-up commands, each
+    checked by a test; a new kind of command needs its check."""
+    lines = [line.split("  #", 1)[0].strip() for language, text, _ in BLOCKS if language == "bash"
+             for line in text.splitlines() if line.strip()]
+    unchecked = [line for line in lines if line not in SET_UP_COMMANDS
+                 and not line.startswith(("gravtrain ", "python config_trainer.py "))]
+    assert unchecked == []
+    assert set(SET_UP_COMMANDS) <= set(lines)
+
+
+def test_the_docs_extra_serves_the_site():
+    import configparser
+
+    extras = configparser.ConfigParser()
+    extras.read(REPO / "setup.cfg")
+    docs = extras["options.extras_require"]["docs"]
+    assert all(name in docs for name in ("mkdocs", "mkdocs-material", "mkdocstrings"))
+    assert (REPO / "mkdocs.yml").is_file()
+
+
 def test_the_readme_shows_commands_of_every_kind():
     readme_lines = [line for name, line in COMMAND_LINES if name == "README.md"]
     words = {shlex.split(line)[2 if line.startswith("python") else 1] for line in readme_lines}
