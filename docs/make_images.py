@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _common import free_port  # noqa: E402  (the benchmarks' helper)
 IMAGES = REPO / "docs" / "images"
 CONFIG = REPO / "configs" / "toy.yaml"
 #: The figures of ``gravtrain evaluate --out`` the pages show: file written by evaluate -> image of the site.
@@ -62,12 +63,6 @@ def evaluation_figures(workdir: Path, model: Path) -> None:
     for written, image in FIGURES.items():
         shutil.copyfile(workdir / "eval" / written, IMAGES / image)
         logger.info("wrote %s", (IMAGES / image).relative_to(REPO))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def runs_table_screenshot(workdir: Path, chromium: str) -> None:

@@ -7,6 +7,7 @@ import argparse
 from typing import Iterator
 
 from gravtrain.cli.parser import build_parser
+from gravtrain.config.reference import markdown_text
 
 
 def command_reference_markdown(heading_level: int = 2) -> str:
@@ -17,7 +18,7 @@ def command_reference_markdown(heading_level: int = 2) -> str:
         name = " ".join(words)
         blocks.append(f"{'#' * heading_level} `{name}`")
         if help_text or parser.description:
-            blocks.append(_escape(help_text or parser.description))
+            blocks.append(markdown_text(help_text or parser.description))
         usage = " ".join(parser.format_usage().split())  # one line: argparse wraps it at the terminal's width
         blocks.append(f"```text\n{usage.removeprefix('usage: ')}\n```")
         rows = [_row(action) for action in parser._actions  # argparse keeps no public list of its arguments
@@ -50,9 +51,5 @@ def _row(action: argparse.Action) -> str:
         meaning += f" (one of: {', '.join(str(choice) for choice in action.choices)})"
     if action.required and action.option_strings:
         meaning += " (required)"
-    return f"| {spelled} | {_escape(meaning)} |"
+    return f"| {spelled} | {markdown_text(meaning)} |"
 
-
-def _escape(text: str) -> str:
-    """``text`` safe in Markdown (a table cell's ``|``; ``<`` that could open an HTML tag)."""
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")

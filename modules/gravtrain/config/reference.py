@@ -49,7 +49,7 @@ def _section_markdown(info: KeyInfo, path: str, blocks: list[str], level: int) -
     inner = item_section(info.type)
     listed = typing.get_origin(info.type) is tuple
     blocks.append(f"{'#' * level} `{path}`")
-    blocks.append(_escape(info.spec.doc) + (" A list; each item has the keys below." if listed else ""))
+    blocks.append(markdown_text(info.spec.doc) + (" A list; each item has the keys below." if listed else ""))
     prefix = f"{path}.N" if listed else path
     rows = [(f"{prefix}.{sub.yaml_name}", sub, is_partial(inner)) for sub in section_keys(inner)
             if item_section(sub.type) is None]
@@ -63,12 +63,13 @@ def _section_markdown(info: KeyInfo, path: str, blocks: list[str], level: int) -
 def _key_table(rows: list[tuple[str, KeyInfo, bool]]) -> str:
     lines = ["| key | type, allowed values, default | meaning |", "|---|---|---|"]
     for path, info, overrides in rows:
-        lines.append(f"| `{path}` | {_escape(_summary(info, overrides))} | {_escape(info.spec.doc)} |")
+        lines.append(f"| `{path}` | {markdown_text(_summary(info, overrides))} | {markdown_text(info.spec.doc)} |")
     return "\n".join(lines)
 
 
-def _escape(text: str) -> str:
-    """``text`` safe in a Markdown table cell (a ``|`` would end the cell; ``<`` could open an HTML tag)."""
+def markdown_text(text: str) -> str:
+    """``text`` safe in Markdown, a table cell included (a ``|`` would end the cell; ``<`` could open an HTML
+    tag). The command-line reference uses it too."""
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
